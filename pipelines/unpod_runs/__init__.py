@@ -1,0 +1,1 @@
+"""unpod-runs: Unpod runs into DuckDB, incrementally, and the models built on them."""
