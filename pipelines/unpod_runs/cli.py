@@ -1,0 +1,159 @@
+"""The ``unpod-runs`` command: parse arguments, call the library, turn errors into one line and an exit code."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+DEFAULT_DB = Path("data/unpod_runs.duckdb")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _configure_logging(args.verbose)
+    return args.handler(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="unpod-runs",
+        description="Load Unpod runs into DuckDB incrementally and model their durations and failure rates.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    load = _command(commands, "load", cmd_load, "the nightly job: extract, load, build the models, check, publish")
+    load.add_argument("--space", action="append", metavar="TOKEN", help="load only this space (repeatable)")
+    load.add_argument("--full-scan", action="store_true", help="re-read every page (weekly reconciliation)")
+    load.add_argument("--report", type=Path, help="where to write the HTML report (default: beside --db)")
+    load.add_argument("--allow-insecure-http", action="store_true", help="allow an http:// base URL that is not loopback")
+
+    models = _command(commands, "models", cmd_models, "rebuild the models in sql/ and run the data checks")
+    models.add_argument("--describe", action="store_true", help="print what each model and column means, build nothing")
+
+    _command(commands, "status", cmd_status, "per space: last successful load, runs stored, open runs; freshness")
+
+    export = _command(commands, "export", cmd_export, "write every analytics relation as Parquet into a folder")
+    export.add_argument("--out", type=Path, default=Path("data/export"), help="target folder (default data/export)")
+
+    sandbox = commands.add_parser("sandbox", help="serve the local Unpod simulator on 127.0.0.1")
+    from .sandbox.cli import add_arguments, run as run_sandbox
+
+    add_arguments(sandbox)
+    sandbox.set_defaults(handler=run_sandbox)
+
+    demo = commands.add_parser("demo", help="what `make demo` runs: two nights against the sandbox, then the report")
+    demo.add_argument("--out", type=Path, default=Path("build/demo"), help="folder for the demo database and report")
+    demo.set_defaults(handler=cmd_demo)
+    return parser
+
+
+def _command(commands: argparse._SubParsersAction, name: str, handler, summary: str) -> argparse.ArgumentParser:
+    parser = commands.add_parser(name, help=summary, description=summary)
+    parser.add_argument("--db", type=Path, default=DEFAULT_DB, help=f"the published database (default {DEFAULT_DB})")
+    parser.set_defaults(handler=handler)
+    return parser
+
+
+def cmd_load(args: argparse.Namespace) -> int:
+    """Exit 0: every space loaded; 1: some failed; 2: configuration or token refused; 3: another load runs."""
+    from .client import AuthError, ConfigError
+    from .load import EXIT_CONFIG, EXIT_LOCKED, EXIT_SPACES_FAILED, LoadFailed, run_load
+    from .workspace import LockBusy
+
+    report = args.report or args.db.with_name("report.html")
+    try:
+        summary = run_load(args.db, args.space, args.full_scan, report, args.allow_insecure_http)
+    except (ConfigError, AuthError) as exc:
+        return _fail(f"{exc}; nothing was loaded", EXIT_CONFIG)
+    except LockBusy as exc:
+        return _fail(str(exc), EXIT_LOCKED)
+    except LoadFailed as exc:
+        return _fail(f"{exc}; nothing new was published, the next load retries", EXIT_SPACES_FAILED)
+    print(summary.render())
+    if summary.check_problems:
+        print(f"unpod-runs: data checks failed:\n{summary.check_problems}", file=sys.stderr)
+    return summary.exit_code
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    """Rebuild the models on the working copy, then publish it, under the same lock as ``load``."""
+    from .models import describe_models
+
+    if args.describe:
+        print(describe_models())
+        return 0
+    import duckdb
+
+    from .load import EXIT_LOCKED, build_analytics
+    from .workspace import LoadLock, LockBusy, Workspace
+
+    try:
+        with LoadLock(args.db):
+            workspace = Workspace.for_db(args.db)
+            if workspace.prepare():
+                return _fail(f"no database at {args.db}: run `unpod-runs load` first", 1)
+            with duckdb.connect(str(workspace.work_db)) as con:
+                problems = build_analytics(con, None)
+            workspace.publish()
+    except LockBusy as exc:
+        return _fail(str(exc), EXIT_LOCKED)
+    if problems:
+        return _fail(f"data checks failed:\n{problems}", 1)
+    print(f"models built and checked in {args.db}")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from .status import render_status
+
+    if not args.db.exists():
+        return _fail(f"no database at {args.db}: run `unpod-runs load` first", 1)
+    print(render_status(args.db))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    import duckdb
+
+    from .export import export_analytics
+
+    if not args.db.exists():
+        return _fail(f"no database at {args.db}: run `unpod-runs load` first", 1)
+    with duckdb.connect(str(args.db), read_only=True) as con:
+        paths = export_analytics(con, args.out)
+    for path in paths:
+        print(path)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(args.out)
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"unpod-runs: {message}", file=sys.stderr)
+    return code
+
+
+def _configure_logging(verbose: bool) -> None:
+    """key=value lines on stderr, easy to grep; dlt's own chatter only when it matters."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s level=%(levelname)s logger=%(name)s %(message)s",
+        datefmt="%Y-%m-%dT%H:%M:%S%z",
+        stream=sys.stderr,
+    )
+    os.environ.setdefault("RUNTIME__LOG_LEVEL", "WARNING")
+    for noisy in ("dlt", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

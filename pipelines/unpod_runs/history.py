@@ -1,0 +1,109 @@
+"""The pipeline's own bookkeeping tables: one row per load, and each space's latest outcome.
+
+They live in schema ``unpod`` beside dlt's tables so ``status`` and dashboards read them from the published
+file; dlt leaves tables outside its schema alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import duckdb
+
+CREATE_LOAD_HISTORY = """
+create table if not exists unpod.load_history (
+    load_id varchar,
+    started_at timestamptz,
+    finished_at timestamptz,
+    outcome varchar,
+    full_scan boolean,
+    spaces_ok integer,
+    spaces_failed integer,
+    failed_spaces varchar,
+    runs_new bigint,
+    runs_updated bigint,
+    runs_rejected bigint,
+    requests bigint,
+    retries bigint,
+    duration_seconds double
+)
+"""
+
+CREATE_SPACE_STATUS = """
+create table if not exists unpod.space_status (
+    space_token varchar primary key,
+    last_attempt_at timestamptz,
+    last_success_at timestamptz,
+    last_outcome varchar,
+    last_error varchar,
+    runs_listed bigint,
+    open_runs_tracked bigint,
+    last_mode varchar,
+    last_requests bigint
+)
+"""
+
+
+@dataclass
+class LoadRecord:
+    load_id: str
+    started_at: datetime
+    finished_at: datetime
+    outcome: str
+    full_scan: bool
+    spaces_ok: int
+    spaces_failed: int
+    failed_spaces: str
+    runs_new: int
+    runs_updated: int
+    runs_rejected: int
+    requests: int
+    retries: int
+
+    @property
+    def duration_seconds(self) -> float:
+        return (self.finished_at - self.started_at).total_seconds()
+
+
+def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("create schema if not exists unpod")
+    con.execute(CREATE_LOAD_HISTORY)
+    con.execute(CREATE_SPACE_STATUS)
+
+
+def append_load(con: duckdb.DuckDBPyConnection, record: LoadRecord) -> None:
+    con.execute(
+        "insert into unpod.load_history values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            record.load_id, record.started_at, record.finished_at, record.outcome, record.full_scan,
+            record.spaces_ok, record.spaces_failed, record.failed_spaces, record.runs_new, record.runs_updated,
+            record.runs_rejected, record.requests, record.retries, record.duration_seconds,
+        ],
+    )
+
+
+def record_space_success(
+    con: duckdb.DuckDBPyConnection, token: str, at: datetime, runs_listed: int, open_runs: int, mode: str, requests: int
+) -> None:
+    con.execute(
+        """
+        insert or replace into unpod.space_status
+        values (?, ?, ?, 'ok', null, ?, ?, ?, ?)
+        """,
+        [token, at, at, runs_listed, open_runs, mode, requests],
+    )
+
+
+def record_space_failure(con: duckdb.DuckDBPyConnection, token: str, at: datetime, error: str) -> None:
+    con.execute(
+        """
+        insert into unpod.space_status (space_token, last_attempt_at, last_outcome, last_error)
+        values (?, ?, 'failed', ?)
+        on conflict (space_token) do update set
+            last_attempt_at = excluded.last_attempt_at,
+            last_outcome = excluded.last_outcome,
+            last_error = excluded.last_error
+        """,
+        [token, at, error],
+    )

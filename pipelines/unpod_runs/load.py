@@ -1,0 +1,277 @@
+"""The nightly job: extract, load, model, check, publish — and the exit code that says how it went."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import dlt
+import duckdb
+from dlt.pipeline.exceptions import PipelineStepFailed
+
+from . import history
+from .client import AuthError, ConfigError, RequestStats, UnpodClient, UnpodError, check_base_url
+from .config import UnpodSettings, load_settings
+from .source import ExtractReport, SpaceTarget, unpod
+from .workspace import LoadLock, LockBusy, Workspace
+
+log = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_SPACES_FAILED = 1
+EXIT_CONFIG = 2
+EXIT_LOCKED = 3
+
+
+class LoadFailed(Exception):
+    """The load as a whole failed after configuration was accepted: nothing new was published."""
+
+
+@dataclass
+class LoadSummary:
+    started_at: datetime
+    full_scan: bool
+    spaces_ok: list[str] = field(default_factory=list)
+    spaces_failed: dict[str, str] = field(default_factory=dict)
+    runs_new: int = 0
+    runs_updated: int = 0
+    runs_rejected: int = 0
+    runs_stored: int = 0
+    requests: int = 0
+    retries: int = 0
+    seconds: float = 0.0
+    check_problems: str = ""
+    report_path: Path | None = None
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_SPACES_FAILED if self.spaces_failed or self.runs_rejected or self.check_problems else EXIT_OK
+
+    def render(self) -> str:
+        lines = [
+            f"unpod-runs load: {'full scan' if self.full_scan else 'incremental'}, {self.seconds:.1f} s",
+            f"  spaces   {len(self.spaces_ok)} loaded, {len(self.spaces_failed)} failed",
+            f"  runs     {self.runs_new} new, {self.runs_updated} updated, {self.runs_rejected} rejected, "
+            f"{self.runs_stored} stored",
+            f"  requests {self.requests} ({self.retries} retries)",
+        ]
+        for token, error in sorted(self.spaces_failed.items()):
+            lines.append(f"  FAILED   {error if token in error else f'space {token}: {error}'}")
+        if self.runs_rejected:
+            lines.append("  WARNING  rejected run items are in unpod.runs_rejected")
+        if self.report_path:
+            lines.append(f"  report   {self.report_path}")
+        return "\n".join(lines)
+
+
+def run_load(
+    db_path: Path,
+    space_tokens: list[str] | None = None,
+    full_scan: bool = False,
+    report_path: Path | None = None,
+    allow_insecure_http: bool = False,
+) -> LoadSummary:
+    """Run one load. Raises ConfigError/AuthError (exit 2), LockBusy (exit 3) or LoadFailed (exit 1)."""
+    summary = LoadSummary(started_at=datetime.now(timezone.utc), full_scan=full_scan)
+    clock = time.monotonic()
+    settings = load_settings(space_tokens)
+    base_url = check_base_url(settings.base_url, settings.allow_insecure_http or allow_insecure_http)
+    stats = RequestStats()
+    client = UnpodClient(
+        base_url,
+        settings.api_token,
+        org_handle=settings.org_handle,
+        timeout=settings.request_timeout,
+        max_attempts=settings.request_max_attempts,
+        backoff_factor=settings.request_backoff_factor,
+        stats=stats,
+    )
+    with LoadLock(db_path):
+        workspace = Workspace.for_db(db_path)
+        pipeline = _open_pipeline(workspace)
+        _finish_interrupted_load(pipeline)
+        targets = _discover(client, settings)
+        stored_before = _runs_per_space(workspace.work_db)
+        report = ExtractReport()
+        source = unpod(client, targets, page_size=settings.page_size, workers=settings.workers, full_scan=full_scan, report=report)
+        load_id = _extract_and_load(pipeline, source)
+        summary.spaces_ok = sorted(report.results)
+        summary.spaces_failed = dict(report.failures)
+        summary.runs_rejected = report.rejected
+        summary.runs_updated = sum(result.changed_runs for result in report.results.values())
+        summary.requests, summary.retries = stats.requests, stats.retries
+        with duckdb.connect(str(workspace.work_db)) as con:
+            history.ensure_tables(con)
+            if full_scan:
+                _mark_deleted(con, load_id, [token for token, result in report.results.items() if result.full_pass])
+            stored_after = _runs_per_space(con)
+            summary.runs_new = sum(max(0, stored_after.get(token, 0) - stored_before.get(token, 0)) for token in report.results)
+            summary.runs_stored = sum(stored_after.values())
+            _record_spaces(con, report, summary.started_at)
+            summary.seconds = time.monotonic() - clock
+            history.append_load(con, _load_record(load_id, summary))
+            log.info("event=phase name=models")
+            summary.check_problems = build_analytics(con, report_path)
+            summary.report_path = report_path
+        log.info("event=phase name=publish")
+        workspace.publish()
+    summary.seconds = time.monotonic() - clock
+    return summary
+
+
+def build_analytics(con: duckdb.DuckDBPyConnection, report_path: Path | None) -> str:
+    """Build the models, run the data checks and write the report; return the failed checks' message, if any."""
+    from .checks import format_check_failures, run_checks
+    from .models import build_models
+
+    history.ensure_tables(con)
+    build_models(con)
+    results = run_checks(con)
+    for result in results:
+        if not result.passed and result.severity != "error":
+            log.warning("event=check_warning check=%s rows=%d %s", result.name, result.row_count, result.description)
+    failed = [result for result in results if not result.passed and result.severity == "error"]
+    if report_path is not None:
+        from .report import write_report
+
+        write_report(con, report_path)
+    return format_check_failures(failed) if failed else ""
+
+
+def _open_pipeline(workspace: Workspace) -> dlt.Pipeline:
+    # Arrow tables get no _dlt_load_id unless asked: the full scan needs it to tell listed runs from unlisted.
+    dlt.config["normalize.parquet_normalizer.add_dlt_load_id"] = True
+    fresh = workspace.prepare()
+    pipeline = dlt.pipeline(
+        pipeline_name=workspace.pipeline_name,
+        destination=dlt.destinations.duckdb(str(workspace.work_db)),
+        dataset_name="unpod",
+    )
+    if fresh:
+        # Nothing to start from: local state left by an older database of the same path would skip its runs.
+        pipeline = pipeline.drop()
+    return pipeline
+
+
+def _finish_interrupted_load(pipeline: dlt.Pipeline) -> None:
+    """A killed load leaves a package behind; load it now so tonight's extraction still happens after it."""
+    if not pipeline.has_pending_data:
+        return
+    log.warning("event=resume_interrupted_load pipeline=%s", pipeline.pipeline_name)
+    try:
+        pipeline.normalize()
+        pipeline.load().raise_on_failed_jobs()
+    except PipelineStepFailed as exc:
+        raise LoadFailed(f"could not complete the interrupted load: {_root_message(exc)}") from None
+
+
+def _discover(client: UnpodClient, settings: UnpodSettings) -> list[SpaceTarget]:
+    if settings.space_tokens:
+        return [SpaceTarget(token) for token in dict.fromkeys(settings.space_tokens)]
+    try:
+        spaces = client.list_spaces()
+    except (AuthError, ConfigError):
+        raise
+    except UnpodError as exc:
+        raise LoadFailed(f"could not list the spaces of organization {settings.org_handle!r}: {exc}") from None
+    targets = []
+    for space in spaces:
+        token = space.get("token") if isinstance(space, dict) else None
+        if isinstance(token, str) and token:
+            targets.append(SpaceTarget(token, space))
+        else:
+            log.warning("event=space_without_token item=%r", str(space)[:200])
+    log.info("event=spaces_discovered org=%s spaces=%d", settings.org_handle, len(targets))
+    return targets
+
+
+def _extract_and_load(pipeline: dlt.Pipeline, source: object) -> str:
+    try:
+        log.info("event=phase name=extract")
+        pipeline.extract(source, loader_file_format="parquet")
+        log.info("event=phase name=normalize")
+        pipeline.normalize()
+        log.info("event=phase name=load")
+        info = pipeline.load()
+        info.raise_on_failed_jobs()
+    except PipelineStepFailed as exc:
+        auth = _find_cause(exc, AuthError)
+        if auth is not None:
+            # dlt commits an extracted package only when extraction completes, so nothing was kept.
+            raise auth from None
+        raise LoadFailed(f"{exc.step} failed: {_root_message(exc)}") from None
+    return info.loads_ids[-1] if info.loads_ids else ""
+
+
+def _runs_per_space(target: Path | duckdb.DuckDBPyConnection) -> dict[str, int]:
+    query = "select space_token, count(*) from unpod.runs group by space_token"
+    try:
+        if isinstance(target, Path):
+            if not target.exists():
+                return {}
+            with duckdb.connect(str(target), read_only=True) as con:
+                return dict(con.execute(query).fetchall())
+        return dict(target.execute(query).fetchall())
+    except duckdb.CatalogException:
+        return {}
+
+
+def _mark_deleted(con: duckdb.DuckDBPyConnection, load_id: str, tokens: list[str]) -> None:
+    """After a full scan, a run of a fully read space that this load did not write is no longer listed."""
+    if not tokens:
+        return
+    con.execute(
+        """
+        update unpod.runs set deleted_at = now()
+        where space_token in (select unnest(?)) and _dlt_load_id <> ? and deleted_at is null
+        """,
+        [tokens, load_id],
+    )
+
+
+def _record_spaces(con: duckdb.DuckDBPyConnection, report: ExtractReport, at: datetime) -> None:
+    for token, result in report.results.items():
+        history.record_space_success(
+            con, token, at, result.cursor.count, len(result.cursor.open_runs),
+            "full" if result.full_pass else "incremental", result.pages_read,
+        )
+    for token, error in report.failures.items():
+        history.record_space_failure(con, token, at, error)
+
+
+def _load_record(load_id: str, summary: LoadSummary) -> history.LoadRecord:
+    return history.LoadRecord(
+        load_id=load_id,
+        started_at=summary.started_at,
+        finished_at=datetime.now(timezone.utc),
+        outcome="ok" if not summary.spaces_failed else ("partial" if summary.spaces_ok else "failed"),
+        full_scan=summary.full_scan,
+        spaces_ok=len(summary.spaces_ok),
+        spaces_failed=len(summary.spaces_failed),
+        failed_spaces=",".join(sorted(summary.spaces_failed)),
+        runs_new=summary.runs_new,
+        runs_updated=summary.runs_updated,
+        runs_rejected=summary.runs_rejected,
+        requests=summary.requests,
+        retries=summary.retries,
+    )
+
+
+def _find_cause(exc: BaseException, kind: type) -> BaseException | None:
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, kind):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def _root_message(exc: BaseException) -> str:
+    root = exc
+    while root.__cause__ is not None:
+        root = root.__cause__
+    return f"{type(root).__name__}: {root}"

@@ -1,0 +1,211 @@
+"""The dlt source ``unpod``: spaces, their runs, and the run items that could not be loaded.
+
+One hidden resource, ``space_pages``, reads the spaces concurrently (each with its own cursor, see
+``incremental.py``) and yields every page as it arrives; three transformers route what a page holds to
+``runs``, ``runs_rejected`` and ``spaces``. A space's cursor is written to the source state only when the
+whole space was read, so a failed space does not advance, and dlt commits the state with the load.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Iterator
+
+import dlt
+import pandas  # noqa: F401  imported before the worker threads: pyarrow would import it lazily from one of them
+# while dlt's extract thread checks sys.modules["pandas"], and a half-initialised module fails that check.
+
+from .client import AuthError, UnpodClient, UnpodError
+from .incremental import PageBatch, SpaceCursor, SpaceReader, SpaceResult
+
+log = logging.getLogger(__name__)
+
+MERGE = {"disposition": "merge", "strategy": "delete-insert"}
+RUN_COLUMNS = {
+    "run_id": {"data_type": "text", "nullable": False},
+    "space_token": {"data_type": "text"},
+    "collection_ref": {"data_type": "text"},
+    "run_mode": {"data_type": "text"},
+    "status": {"data_type": "text"},
+    "batch_count": {"data_type": "bigint"},
+    "created": {"data_type": "timestamp"},
+    "modified": {"data_type": "timestamp", "dedup_sort": "desc"},
+    "space_id": {"data_type": "text"},
+    "user": {"data_type": "text"},
+    "thread_id": {"data_type": "text"},
+    "deleted_at": {"data_type": "timestamp"},
+}
+REJECTED_COLUMNS = {
+    "space_token": {"data_type": "text"},
+    "page": {"data_type": "bigint"},
+    "position": {"data_type": "bigint"},
+    "reason": {"data_type": "text"},
+    "raw_item": {"data_type": "text"},
+    "seen_at": {"data_type": "timestamp"},
+}
+
+SPACE_COLUMNS = {
+    name: {"data_type": "text"}
+    for name in ("token", "name", "slug", "description", "logo", "privacy_type", "space_type", "content_type",
+                 "organization__name", "organization__domain_handle")
+}
+
+
+@dataclass(frozen=True)
+class SpaceTarget:
+    """A space to load: its token, and its fields when the spaces list already gave them."""
+
+    token: str
+    details: dict | None = None
+
+
+@dataclass(frozen=True)
+class SpaceDetails:
+    token: str
+    fields: dict
+
+
+@dataclass
+class ExtractReport:
+    """What happened to each space during extraction, for the summary, exit code and load history."""
+
+    results: dict[str, SpaceResult] = field(default_factory=dict)
+    failures: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def rejected(self) -> int:
+        return sum(result.rejected for result in self.results.values())
+
+
+class _Cancelled(Exception):
+    """Raised in a worker when the extraction as a whole has stopped."""
+
+
+@dlt.source(name="unpod", max_table_nesting=1)
+def unpod(
+    client: Any,
+    spaces: Any,
+    page_size: int = 1000,
+    workers: int = 4,
+    full_scan: bool = False,
+    report: Any = None,
+) -> Any:
+    """Unpod runs of the given spaces. ``client`` is an ``UnpodClient``; ``spaces`` a list of ``SpaceTarget``."""
+    report = report if report is not None else ExtractReport()
+
+    @dlt.resource(selected=False)
+    def space_pages() -> Iterator[PageBatch | SpaceDetails]:
+        yield from _read_spaces(client, list(spaces), page_size, workers, full_scan, report)
+
+    @dlt.transformer(data_from=space_pages, name="runs", primary_key="run_id", write_disposition=MERGE, columns=RUN_COLUMNS)
+    def runs(batch: PageBatch | SpaceDetails) -> Iterator[Any]:
+        if isinstance(batch, PageBatch) and batch.parsed.table is not None:
+            yield batch.parsed.table
+
+    @dlt.transformer(data_from=space_pages, name="runs_rejected", write_disposition="append", columns=REJECTED_COLUMNS)
+    def runs_rejected(batch: PageBatch | SpaceDetails) -> Iterator[Any]:
+        if isinstance(batch, PageBatch) and batch.parsed.rejected:
+            yield batch.parsed.rejected
+
+    @dlt.transformer(data_from=space_pages, name="spaces", primary_key="token", write_disposition=MERGE, columns=SPACE_COLUMNS)
+    def spaces_table(batch: PageBatch | SpaceDetails) -> Iterator[Any]:
+        if isinstance(batch, SpaceDetails):
+            yield {**batch.fields, "token": batch.token}
+
+    return space_pages, runs, runs_rejected, spaces_table
+
+
+def _read_spaces(
+    client: UnpodClient,
+    targets: list[SpaceTarget],
+    page_size: int,
+    workers: int,
+    full_scan: bool,
+    report: ExtractReport,
+) -> Iterator[PageBatch | SpaceDetails]:
+    """Read spaces on a bounded pool of threads, yielding their pages in the extract thread."""
+    state = dlt.current.source_state().setdefault("spaces", {})
+    cursors = {target.token: SpaceCursor.from_state(state.get(target.token)) for target in targets}
+    messages: queue.Queue = queue.Queue(maxsize=max(4, workers * 4))
+    cancelled = threading.Event()
+
+    def put(message: tuple) -> None:
+        while True:
+            if cancelled.is_set():
+                raise _Cancelled()
+            try:
+                messages.put(message, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def work(target: SpaceTarget) -> None:
+        cursor = None if full_scan else cursors[target.token]
+        try:
+            if target.details is not None:
+                put(("details", SpaceDetails(target.token, target.details)))
+            elif cursor is None:
+                put(("details", SpaceDetails(target.token, _space_fields(client, target.token))))
+            reader = SpaceReader(
+                client, target.token, cursors[target.token], page_size, full_scan or cursor is None,
+                emit=lambda batch: put(("page", batch)), now=_utcnow,
+            )
+            put(("done", reader.read()))
+        except _Cancelled:
+            return
+        except AuthError as exc:
+            put(("auth", exc))
+        except UnpodError as exc:
+            put(("failed", (target.token, str(exc))))
+        except Exception as exc:  # a bug or an unforeseen answer must fail this space, not the others
+            log.exception("event=space_error space=%s", target.token)
+            put(("failed", (target.token, f"space {target.token}: unexpected {type(exc).__name__}: {exc}")))
+
+    pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="unpod-space")
+    try:
+        for target in targets:
+            pool.submit(work, target)
+        remaining = len(targets)
+        while remaining:
+            kind, payload = messages.get()
+            if kind in ("page", "details"):
+                yield payload
+            elif kind == "done":
+                remaining -= 1
+                state[payload.space_token] = payload.cursor.to_state()
+                report.results[payload.space_token] = payload
+                log.info(
+                    "event=space_loaded space=%s mode=%s requests=%d runs_seen=%d open_runs=%d rejected=%d",
+                    payload.space_token, "full" if payload.full_pass else "incremental", payload.pages_read,
+                    payload.runs_seen, len(payload.cursor.open_runs), payload.rejected,
+                )
+            elif kind == "failed":
+                remaining -= 1
+                token, message = payload
+                report.failures[token] = message
+                log.error("event=space_failed space=%s error=%r", token, message)
+            elif kind == "auth":
+                raise payload
+    finally:
+        cancelled.set()
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _space_fields(client: UnpodClient, token: str) -> dict:
+    """Get Space by token where it answers; at least the token otherwise."""
+    try:
+        return client.get_space(token)
+    except AuthError:
+        raise
+    except UnpodError as exc:
+        log.warning("event=space_details_unavailable space=%s reason=%r", token, str(exc))
+        return {}
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)

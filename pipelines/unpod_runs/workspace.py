@@ -1,0 +1,127 @@
+"""Where the writer works and how readers get its result.
+
+A DuckDB writer cannot share its file with readers in other processes, so ``load`` never writes the
+published file (``--db``). It writes a private working copy beside it, then publishes by copying that to a
+temporary file and renaming it over ``--db`` in one step. A reader that holds the old file open keeps
+reading last night's database; the next one it opens is tonight's. Never half of one.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import hashlib
+import logging
+import os
+import shutil
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import duckdb
+
+log = logging.getLogger(__name__)
+
+
+class LockBusy(Exception):
+    """Another process is writing this database."""
+
+
+class LoadLock:
+    """An exclusive ``flock`` on ``<db>.lock``: the kernel drops it when its process dies, so it never goes stale."""
+
+    def __init__(self, db_path: Path) -> None:
+        self.path = db_path.with_name(db_path.name + ".lock")
+        self._handle = None
+
+    def __enter__(self) -> "LoadLock":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(self.path, "a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                raise
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown process"
+            handle.close()
+            raise LockBusy(f"another load of {self.path.with_suffix('')} is running ({holder})") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} since {datetime.now(timezone.utc).isoformat(timespec='seconds')}\n")
+        handle.flush()
+        self._handle = handle
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._handle is not None:
+            fcntl.flock(self._handle, fcntl.LOCK_UN)
+            self._handle.close()
+            self._handle = None
+
+
+@dataclass(frozen=True)
+class Workspace:
+    published: Path
+    work_dir: Path
+
+    @classmethod
+    def for_db(cls, db_path: Path) -> "Workspace":
+        db_path = db_path.resolve()
+        return cls(published=db_path, work_dir=db_path.with_name(f".{db_path.name}.work"))
+
+    @property
+    def work_db(self) -> Path:
+        return self.work_dir / "unpod_runs.duckdb"
+
+    @property
+    def pipeline_name(self) -> str:
+        """One dlt pipeline (and state) per published database."""
+        digest = hashlib.sha1(str(self.published).encode()).hexdigest()[:10]
+        return f"unpod_runs_{digest}"
+
+    def prepare(self) -> bool:
+        """Make sure the working copy exists; True when there was nothing at all to start from."""
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        for leftover in self.published.parent.glob(f".{self.published.name}.publish-*"):
+            leftover.unlink(missing_ok=True)
+        if self.work_db.exists():
+            return False
+        if self.published.exists():
+            log.info("event=workspace_seeded from=%s", self.published)
+            _copy_durably(self.published, self.work_db)
+            return False
+        return True
+
+    def publish(self) -> None:
+        """Replace the published file with the working copy in one atomic rename."""
+        with duckdb.connect(str(self.work_db)) as con:
+            con.execute("checkpoint")
+        temporary = self.published.with_name(f".{self.published.name}.publish-{os.getpid()}")
+        shutil.copyfile(self.work_db, temporary)
+        with open(temporary, "rb+") as handle:
+            os.fsync(handle.fileno())
+        stale_wal = self.published.with_name(self.published.name + ".wal")
+        if stale_wal.exists():
+            log.warning("event=stale_wal_removed path=%s note=%r", stale_wal, "the published file is for readers only")
+            stale_wal.unlink()
+        os.replace(temporary, self.published)
+        _fsync_dir(self.published.parent)
+        log.info("event=published path=%s bytes=%d", self.published, self.published.stat().st_size)
+
+
+def _copy_durably(source: Path, target: Path) -> None:
+    """Copy under a temporary name and rename, so a kill mid-copy never leaves a half file at ``target``."""
+    partial = target.with_name(target.name + ".partial")
+    shutil.copyfile(source, partial)
+    with open(partial, "rb+") as handle:
+        os.fsync(handle.fileno())
+    os.replace(partial, target)
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,109 @@
+"""Shared fixtures: a sandbox world served on loopback, and an isolated load environment per test."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from unpod_runs.sandbox.server import SandboxServer
+from unpod_runs.sandbox.world import World
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class LoadEnv:
+    """Where one test's pipeline writes, and the environment that points it at the sandbox."""
+
+    db: Path
+    env: dict[str, str]
+    world: World
+    server: SandboxServer
+
+    def cli(self, *args: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+        """Run the real command in its own process."""
+        return subprocess.run(
+            [sys.executable, "-m", "unpod_runs.cli", *args, "--db", str(self.db)] if args and args[0] != "sandbox" else
+            [sys.executable, "-m", "unpod_runs.cli", *args],
+            env={**self.env, **(env or {})}, capture_output=True, text=True, timeout=timeout, cwd=self.db.parent,
+        )
+
+
+def make_env(tmp_path: Path, world: World, server: SandboxServer, **settings: str) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("SOURCES__", "DLT_", "RUNTIME__"))}
+    env.update(
+        {
+            "SOURCES__UNPOD__API_TOKEN": world.api_token,
+            "SOURCES__UNPOD__BASE_URL": server.base_url,
+            "SOURCES__UNPOD__ORG_HANDLE": world.org_handle,
+            "SOURCES__UNPOD__REQUEST_BACKOFF_FACTOR": "0.01",
+            "DLT_DATA_DIR": str(tmp_path / "dlt"),
+            "PYTHONPATH": str(REPO / "pipelines"),
+        }
+    )
+    env.update({f"SOURCES__UNPOD__{key.upper()}": value for key, value in settings.items()})
+    return env
+
+
+@pytest.fixture
+def world() -> World:
+    return World(seed=11, spaces=3, runs=[0, 1, 57])
+
+
+@pytest.fixture
+def server(world: World):
+    with SandboxServer(world) as running:
+        yield running
+
+
+@pytest.fixture
+def load_env(tmp_path: Path, world: World, server: SandboxServer, monkeypatch: pytest.MonkeyPatch) -> LoadEnv:
+    """In-process loads read dlt's configuration from the environment, restored after the test."""
+    env = make_env(tmp_path, world, server, page_size="10")
+    for key in list(os.environ):
+        if key.startswith(("SOURCES__", "DLT_")):
+            monkeypatch.delenv(key)
+    for key, value in env.items():
+        if key.startswith(("SOURCES__", "DLT_")):
+            monkeypatch.setenv(key, value)
+    data = tmp_path / "data"
+    data.mkdir()
+    return LoadEnv(db=data / "unpod_runs.duckdb", env=env, world=world, server=server)
+
+
+def stored_runs(db: Path) -> dict[str, dict]:
+    with duckdb.connect(str(db), read_only=True) as con:
+        cursor = con.execute("select * from unpod.runs")
+        names = [column[0] for column in cursor.description]
+        return {row[0]: dict(zip(names, row)) for row in cursor.fetchall()}
+
+
+def as_utc(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    parsed = datetime.fromisoformat(value)
+    return parsed.replace(tzinfo=timezone.utc) if parsed.tzinfo is None else parsed.astimezone(timezone.utc)
+
+
+def assert_matches_truth(db: Path, world: World, spaces: set[str] | None = None) -> None:
+    """unpod.runs holds every listed run of the loaded spaces exactly once, as the API shows it now."""
+    truth = {run_id: run for run_id, run in world.truth().items() if spaces is None or run["space_token"] in spaces}
+    stored = stored_runs(db)
+    if spaces is not None:
+        stored = {run_id: row for run_id, row in stored.items() if row["space_token"] in spaces}
+    assert set(stored) >= set(truth), f"missing runs: {sorted(set(truth) - set(stored))[:5]}"
+    for run_id, run in truth.items():
+        row = stored[run_id]
+        assert row["space_token"] == run["space_token"], run_id
+        assert row["status"] == run.get("status"), (run_id, row["status"], run.get("status"))
+        assert row["created"] == as_utc(run.get("created")), run_id
+        assert row["modified"] == as_utc(run.get("modified")), run_id
+        assert row["collection_ref"] == run.get("collection_ref"), run_id
+        assert row["deleted_at"] is None, run_id

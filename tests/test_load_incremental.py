@@ -1,0 +1,161 @@
+"""Loads against the sandbox over real HTTP, night after night, compared run by run with its ground truth."""
+
+from __future__ import annotations
+
+import math
+
+import duckdb
+
+from conftest import LoadEnv, assert_matches_truth, stored_runs
+from unpod_runs.load import run_load
+from unpod_runs.sandbox.server import FaultPlan, SandboxServer
+from unpod_runs.sandbox.world import World
+
+PAGE_SIZE = 10
+TERMINAL = ("completed", "failed", "partially_completed")
+
+
+def pages(runs: int) -> int:
+    return max(1, math.ceil(runs / PAGE_SIZE))
+
+
+def test_first_load_of_empty_single_exact_and_many_page_spaces(load_env: LoadEnv):
+    world = load_env.world
+    tokens = world.space_tokens()
+    exact = world.add_space(runs=3 * PAGE_SIZE)
+    many = world.add_space(runs=25 * PAGE_SIZE + 3)
+
+    summary = run_load(load_env.db)
+
+    assert summary.exit_code == 0, summary.render()
+    assert_matches_truth(load_env.db, world)
+    assert len(stored_runs(load_env.db)) == len(world.truth())
+    runs_requests = {token: load_env.server.count("runs", space=token) for token in [*tokens, exact, many]}
+    for token, requested in runs_requests.items():
+        # Every page once, and no empty page past an exact multiple: the live count says where the end is.
+        assert requested == pages(len(world.runs(token))), (token, requested)
+
+
+def test_unchanged_world_costs_one_request_per_space(load_env: LoadEnv):
+    run_load(load_env.db)
+    open_pages = _pages_holding_open_runs(load_env.world)
+    load_env.server.reset_counts()
+
+    summary = run_load(load_env.db)
+
+    assert summary.exit_code == 0
+    spaces = len(load_env.world.space_tokens())
+    assert load_env.server.count("spaces") == 1
+    for token in load_env.world.space_tokens():
+        allowed = len(open_pages[token] | {1})
+        assert load_env.server.count("runs", space=token) <= allowed, token
+    assert summary.runs_new == 0
+
+
+def test_night_of_new_runs_and_status_changes(load_env: LoadEnv):
+    world = load_env.world
+    run_load(load_env.db)
+    big = max(world.space_tokens(), key=lambda token: len(world.runs(token)))
+    open_runs = [run["run_id"] for run in world.runs(big) if run["status"] not in TERMINAL]
+    assert len(open_runs) >= 2, "the fixture world needs open runs"
+    world.set_status(open_runs[0], "completed", bump_modified=True)
+    world.set_status(open_runs[1], "failed", bump_modified=False)
+    new_ids = world.add_runs(big, n=13)
+    open_pages = _pages_holding(world, big, set(open_runs))
+    load_env.server.reset_counts()
+
+    summary = run_load(load_env.db)
+
+    assert summary.exit_code == 0, summary.render()
+    assert_matches_truth(load_env.db, world)
+    stored = stored_runs(load_env.db)
+    assert stored[open_runs[1]]["status"] == "failed"
+    assert set(new_ids) <= set(stored)
+    assert summary.runs_new == 13
+    budget = pages(13) + len(open_pages) + 1
+    assert load_env.server.count("runs", space=big) <= budget
+
+
+def test_space_added_later_with_only_old_runs(load_env: LoadEnv):
+    world = load_env.world
+    run_load(load_env.db)
+    late = world.add_space(runs=35, age_days=400)
+
+    summary = run_load(load_env.db)
+
+    assert summary.exit_code == 0
+    assert_matches_truth(load_env.db, world)
+    assert {row["space_token"] for row in stored_runs(load_env.db).values()} >= {late}
+
+
+def test_runs_created_while_paging(tmp_path, monkeypatch):
+    world = World(seed=5, spaces=2, runs=[45, 80])
+    with SandboxServer(world, create_during_paging=1) as server:
+        db = _env(tmp_path, monkeypatch, world, server)
+        for night in range(2):
+            summary = run_load(db)
+            assert summary.exit_code == 0
+            # Only a run created after a space's very last request may be missing: it waits for the next night.
+            stored = stored_runs(db)
+            for token in world.space_tokens():
+                missing = [index for index, run in enumerate(world.runs(token)) if run["run_id"] not in stored]
+                assert missing in ([], [0]), (night, token, missing)
+            world.advance(hours=24, seed=9 + night)
+        server.create_during_paging = 0
+        run_load(db)
+    assert_matches_truth(db, world)
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute("select count(*) = count(distinct run_id) from unpod.runs").fetchone()[0]
+
+
+def test_transient_faults_on_fifteen_percent_of_requests(tmp_path, monkeypatch):
+    world = World(seed=3, spaces=4, runs=300)
+    faults = FaultPlan(seed=3, rate=0.15, kinds=("500", "502", "503", "504", "429", "drop", "truncate"), retry_after_s=0.01)
+    with SandboxServer(world, faults=faults) as server:
+        db = _env(tmp_path, monkeypatch, world, server)
+        first = run_load(db)
+        world.advance(hours=24, seed=4)
+        second = run_load(db)
+    assert first.exit_code == 0 and second.exit_code == 0, second.render()
+    assert first.retries > 0
+    assert_matches_truth(db, world)
+
+
+def test_full_scan_marks_unlisted_runs_deleted_and_clears_when_they_return(load_env: LoadEnv):
+    world = load_env.world
+    run_load(load_env.db)
+    token = max(world.space_tokens(), key=lambda space: len(world.runs(space)))
+    gone = world.runs(token)[5]
+    world.delete_run(gone["run_id"])
+
+    run_load(load_env.db, full_scan=True)
+
+    stored = stored_runs(load_env.db)
+    assert stored[gone["run_id"]]["deleted_at"] is not None
+    assert sum(row["deleted_at"] is not None for row in stored.values()) == 1
+    assert_matches_truth(load_env.db, world)
+
+
+def _pages_holding_open_runs(world: World) -> dict[str, set[int]]:
+    """Pages (1-based) that hold each space's open runs, as the API lists them now."""
+    return {
+        token: _pages_holding(
+            world, token, {run["run_id"] for run in world.runs(token) if run.get("status") not in TERMINAL}
+        )
+        for token in world.space_tokens()
+    }
+
+
+def _pages_holding(world: World, token: str, run_ids: set[str]) -> set[int]:
+    return {index // PAGE_SIZE + 1 for index, run in enumerate(world.runs(token)) if run["run_id"] in run_ids}
+
+
+def _env(tmp_path, monkeypatch, world: World, server: SandboxServer):
+    from conftest import make_env
+
+    for key, value in make_env(tmp_path, world, server, page_size=str(PAGE_SIZE)).items():
+        if key.startswith(("SOURCES__", "DLT_")):
+            monkeypatch.setenv(key, value)
+    data = tmp_path / "data"
+    data.mkdir(exist_ok=True)
+    return data / "unpod_runs.duckdb"

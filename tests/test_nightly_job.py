@@ -1,0 +1,212 @@
+"""The job as a scheduler runs it: real processes, killed, locked, read from and searched for the token."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from conftest import REPO, assert_matches_truth, make_env, stored_runs
+from unpod_runs.sandbox.server import SandboxServer
+from unpod_runs.sandbox.world import World
+
+
+@pytest.fixture
+def job(tmp_path):
+    """A sandbox with some latency, so a load takes long enough to be interrupted."""
+    world = World(seed=21, spaces=4, runs=[30, 60, 90, 120])
+    with SandboxServer(world, latency_ms=40) as server:
+        env = make_env(tmp_path, world, server, page_size="10", workers="2")
+        data = tmp_path / "data"
+        data.mkdir()
+        yield world, server, env, data / "unpod_runs.duckdb"
+
+
+def unpod_runs(env: dict, *args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "unpod_runs.cli", *args], env=env, cwd=REPO,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def finish(process: subprocess.Popen, timeout: float = 120) -> tuple[int, str, str]:
+    stdout, stderr = process.communicate(timeout=timeout)
+    return process.returncode, stdout, stderr
+
+
+@pytest.mark.parametrize("phase", ["extract", "normalize", "load", "models", "publish"])
+def test_killed_load_loses_nothing_and_next_load_completes_it(job, phase):
+    world, server, env, db = job
+    code, _, stderr = finish(unpod_runs(env, "load", "--db", str(db)))
+    assert code == 0, stderr
+    world.advance(hours=24, seed=2)
+
+    process = unpod_runs(env, "load", "--db", str(db))
+    for line in process.stderr:
+        if f"event=phase name={phase}" in line:
+            if phase == "extract":
+                time.sleep(0.3)
+            process.send_signal(signal.SIGKILL)
+            break
+    process.wait(timeout=60)
+    assert process.returncode == -signal.SIGKILL
+    world.advance(hours=24, seed=3)
+
+    code, stdout, stderr = finish(unpod_runs(env, "load", "--db", str(db)))
+
+    assert code == 0, stderr
+    assert_matches_truth(db, world)
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute("select count(*) = count(distinct run_id) from unpod.runs").fetchone()[0]
+
+
+def test_reader_holding_the_database_open_never_fails_the_load(job):
+    world, server, env, db = job
+    assert finish(unpod_runs(env, "load", "--db", str(db)))[0] == 0
+    before = len(stored_runs(db))
+    reader = duckdb.connect(str(db), read_only=True)
+    world.advance(hours=24, seed=5)
+
+    code, _, stderr = finish(unpod_runs(env, "load", "--db", str(db)))
+
+    assert code == 0, stderr
+    # The open reader still sees last night's consistent database; a new reader sees tonight's.
+    assert reader.execute("select count(*) from unpod.runs").fetchone()[0] == before
+    reader.close()
+    assert_matches_truth(db, world)
+
+
+def test_second_load_while_one_runs_exits_3(job):
+    world, server, env, db = job
+    first = unpod_runs(env, "load", "--db", str(db))
+    for line in first.stderr:
+        if "event=phase name=extract" in line:
+            break
+    started = time.monotonic()
+    code, _, stderr = finish(unpod_runs(env, "load", "--db", str(db)))
+    assert code == 3
+    assert "another load" in stderr
+    assert time.monotonic() - started < 30
+    first.stderr.read()
+    assert first.wait(timeout=120) == 0
+
+
+def test_lock_left_by_a_killed_process_does_not_block(job):
+    world, server, env, db = job
+    lock_path = db.with_name(db.name + ".lock")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import fcntl,sys,time; f=open(sys.argv[1],'a'); fcntl.flock(f, fcntl.LOCK_EX); "
+         "print('held', flush=True); time.sleep(60)", str(lock_path)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    assert holder.stdout.readline().strip() == "held"
+    assert finish(unpod_runs(env, "load", "--db", str(db)))[0] == 3
+    holder.kill()
+    holder.wait()
+    assert lock_path.exists()
+
+    code, _, stderr = finish(unpod_runs(env, "load", "--db", str(db)))
+    assert code == 0, stderr
+
+
+def test_bad_token_exits_2_and_changes_nothing(job):
+    world, server, env, db = job
+    assert finish(unpod_runs(env, "load", "--db", str(db)))[0] == 0
+    published = db.read_bytes()
+    world.advance(hours=24, seed=6)
+
+    code, stdout, stderr = finish(unpod_runs({**env, "SOURCES__UNPOD__API_TOKEN": "0" * 40}, "load", "--db", str(db)))
+
+    assert code == 2
+    assert "refused the token" in stderr and "Traceback" not in stderr
+    assert db.read_bytes() == published
+
+
+def test_bad_token_with_explicit_spaces_exits_2(job):
+    world, server, env, db = job
+    env = {**env, "SOURCES__UNPOD__API_TOKEN": "f" * 40, "SOURCES__UNPOD__SPACE_TOKENS": ",".join(world.space_tokens())}
+    code, _, stderr = finish(unpod_runs(env, "load", "--db", str(db)))
+    assert code == 2, stderr
+    assert not db.exists()
+
+
+def test_missing_token_exits_2(job):
+    world, server, env, db = job
+    env = {key: value for key, value in env.items() if key != "SOURCES__UNPOD__API_TOKEN"}
+    code, _, stderr = finish(unpod_runs(env, "load", "--db", str(db)))
+    assert code == 2
+    assert "SOURCES__UNPOD__API_TOKEN" in stderr
+
+
+def test_clear_text_http_to_a_remote_host_is_refused(job):
+    world, server, env, db = job
+    code, _, stderr = finish(unpod_runs({**env, "SOURCES__UNPOD__BASE_URL": "http://unpod.example/api/"}, "load", "--db", str(db)))
+    assert code == 2
+    assert "http://" in stderr and "clear" in stderr
+
+
+def test_unknown_space_among_good_ones_exits_1_and_loads_the_others(job):
+    world, server, env, db = job
+    good = world.space_tokens()[:2]
+    env = {**env, "SOURCES__UNPOD__SPACE_TOKENS": ",".join([good[0], "NOSUCHSPACE0000000000000", good[1]])}
+    code, stdout, stderr = finish(unpod_runs(env, "load", "--db", str(db)))
+    assert code == 1
+    assert "NOSUCHSPACE0000000000000" in stderr + stdout
+    assert "Invalid Space Token" in stderr + stdout
+    assert_matches_truth(db, world, spaces=set(good))
+
+
+def test_space_answering_206_to_everything_fails_alone_and_keeps_its_state(tmp_path):
+    from unpod_runs.sandbox.server import FaultPlan
+
+    world = World(seed=8, spaces=3, runs=[20, 20, 20])
+    broken = world.space_tokens()[1]
+    with SandboxServer(world, faults=FaultPlan(always_206={broken})) as server:
+        env = make_env(tmp_path, world, server, page_size="10")
+        db = tmp_path / "unpod_runs.duckdb"
+        code, stdout, stderr = finish(unpod_runs(env, "load", "--db", str(db)))
+        assert code == 1
+        assert broken in stderr + stdout and "Runs Fetch Failed" in stderr + stdout
+        others = set(world.space_tokens()) - {broken}
+        assert_matches_truth(db, world, spaces=others)
+        with duckdb.connect(str(db), read_only=True) as con:
+            assert con.execute("select count(*) from unpod.runs where space_token = ?", [broken]).fetchone()[0] == 0
+
+
+def test_hostile_space_tokens_stay_one_path_segment(job):
+    world, server, env, db = job
+    hostile = ["../../spaces", "a/b?c=d#e", "%2e%2e", "..", "x%y/../z"]
+    env = {**env, "SOURCES__UNPOD__SPACE_TOKENS": '["' + '","'.join(hostile) + f'","{world.space_tokens()[0]}"]'}
+    code, stdout, stderr = finish(unpod_runs(env, "load", "--db", str(db)))
+    assert code == 1
+    paths = [record.path for record in server.requests]
+    api_paths = [path for path in paths if "/runs/" in path or path.rstrip("/").count("/") >= 5]
+    for path in api_paths:
+        segments = path.split("/api/v2/platform/", 1)[1].split("/")
+        assert segments[0] == "spaces"
+        assert len(segments) in (3, 4), path  # spaces/<one segment>/ or spaces/<one segment>/runs/
+    assert "'..'" in stderr and "refused" in stderr
+    assert_matches_truth(db, world, spaces={world.space_tokens()[0]})
+
+
+def test_token_appears_nowhere(job, tmp_path):
+    world, server, env, db = job
+    outputs = []
+    for args in (["load", "--db", str(db)], ["load", "--db", str(db), "--full-scan"], ["status", "--db", str(db)],
+                 ["export", "--db", str(db), "--out", str(tmp_path / "export")]):
+        outputs.append(finish(unpod_runs({**env, "RUNTIME__LOG_LEVEL": "DEBUG"}, *args)))
+    bad = finish(unpod_runs({**env, "SOURCES__UNPOD__BASE_URL": server.base_url + "nope/"}, "load", "--db", str(db)))
+    token = world.api_token
+    for code, stdout, stderr in [*outputs, bad]:
+        assert token not in stdout and token not in stderr
+    written = [path for path in tmp_path.rglob("*") if path.is_file()]
+    assert any(path.suffix == ".duckdb" for path in written)
+    for path in written:
+        assert token.encode() not in path.read_bytes(), path
