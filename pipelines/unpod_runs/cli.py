@@ -75,6 +75,10 @@ def cmd_load(args: argparse.Namespace) -> int:
     except LoadFailed as exc:
         return _fail(f"{exc}; nothing new was published, the next load retries", EXIT_SPACES_FAILED)
     print(summary.render())
+    for token, error in sorted(summary.spaces_failed.items()):
+        print(f"unpod-runs: space {token} failed: {error}", file=sys.stderr)
+    if summary.runs_rejected:
+        print(f"unpod-runs: {summary.runs_rejected} run items rejected, see unpod.runs_rejected", file=sys.stderr)
     if summary.check_problems:
         print(f"unpod-runs: data checks failed:\n{summary.check_problems}", file=sys.stderr)
     return summary.exit_code
