@@ -84,7 +84,7 @@ def test_six_field_runs_load_with_the_missing_fields_null(load_env: LoadEnv):
     assert all(row["space_id"] is None and row["batch_count"] is None and row["user"] is None for row in rows)
 
 
-@pytest.mark.parametrize("token", ["", ".", "..", "...", "a\nb", "tab\there"])
+@pytest.mark.parametrize("token", ["", ".", "..", "...", "a\nb", "tab\there", "a/b", "../x", "X/runs", "a\\b"])
 def test_tokens_that_cannot_be_a_path_segment_are_refused_by_name(token):
     with pytest.raises(SpaceError, match="refused"):
         space_path_segment(token)
@@ -92,7 +92,7 @@ def test_tokens_that_cannot_be_a_path_segment_are_refused_by_name(token):
 
 @pytest.mark.parametrize(
     ("token", "segment"),
-    [("ABC123", "ABC123"), ("a/b", "a%2Fb"), ("../x", "..%2Fx"), ("q?x#y", "q%3Fx%23y"), ("50%", "50%25")],
+    [("ABC123", "ABC123"), ("..x", "..x"), ("q?x#y", "q%3Fx%23y"), ("50%", "50%25"), ("%2e%2e", "%252e%252e")],
 )
 def test_other_tokens_are_percent_encoded_as_one_segment(token, segment):
     assert space_path_segment(token) == segment

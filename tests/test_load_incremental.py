@@ -159,3 +159,38 @@ def _env(tmp_path, monkeypatch, world: World, server: SandboxServer):
     data = tmp_path / "data"
     data.mkdir(exist_ok=True)
     return data / "unpod_runs.duckdb"
+
+
+def test_new_runs_with_backdated_created_still_land(load_env: LoadEnv):
+    world = load_env.world
+    run_load(load_env.db)
+    token = max(world.space_tokens(), key=lambda space: len(world.runs(space)))
+    backdated = [
+        world.add_raw_run(token, {"run_id": f"R{index:032x}", "status": "completed", "collection_ref": "collection_data_old",
+                                  "created": "2020-01-01T00:00:00", "modified": "2020-01-01T00:05:00"})
+        for index in range(1, 16)
+    ]
+
+    run_load(load_env.db)
+
+    assert set(backdated) <= set(stored_runs(load_env.db))
+    assert_matches_truth(load_env.db, world)
+
+
+def test_open_run_found_after_deletions_move_it(load_env: LoadEnv):
+    world = load_env.world
+    run_load(load_env.db)
+    token = max(world.space_tokens(), key=lambda space: len(world.runs(space)))
+    listing = world.runs(token)
+    open_index = max(index for index, run in enumerate(listing) if run["status"] not in TERMINAL)
+    newer = [run["run_id"] for run in listing[:open_index] if run["status"] in TERMINAL][:4]
+    older = [run["run_id"] for run in listing[open_index + 1:] if run["status"] in TERMINAL][:3]
+    for run_id in newer + older:
+        world.delete_run(run_id)
+    world.add_runs(token, n=7)
+    world.set_status(listing[open_index]["run_id"], "failed", bump_modified=False)
+
+    run_load(load_env.db)
+
+    assert stored_runs(load_env.db)[listing[open_index]["run_id"]]["status"] == "failed"
+    assert_matches_truth(load_env.db, world)

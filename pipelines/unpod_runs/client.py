@@ -72,11 +72,14 @@ class RunsPage:
 def space_path_segment(space_token: str) -> str:
     """Percent-encode a space token as exactly one path segment, or refuse it.
 
-    Dot segments are refused because servers and proxies collapse ``.`` and ``..`` (even encoded) into
-    another route; control characters and empty tokens cannot name a space at all.
+    Some tokens are refused rather than encoded: servers decode ``%2F`` before routing and collapse ``.``
+    and ``..`` segments, so a token with a slash or made of dots could address another route; control
+    characters and empty tokens cannot name a space at all.
     """
     if not space_token or space_token.strip(".") == "":
         raise SpaceError(f"space {space_token!r}: refused, a space token cannot be empty or only dots")
+    if "/" in space_token or "\\" in space_token:
+        raise SpaceError(f"space {space_token!r}: refused, a space token cannot contain a slash")
     if any(ord(char) < 32 or ord(char) == 127 for char in space_token) or len(space_token) > 256:
         raise SpaceError(f"space {space_token!r}: refused, not a usable space token (control characters or too long)")
     return quote(space_token, safe="")

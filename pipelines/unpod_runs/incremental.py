@@ -4,7 +4,7 @@ The API has no filters and lists runs newest *created* first with offset paging,
 not bump ``modified``. So the rule is positional:
 
 * New runs are at the top. Read pages from page 1 until a page holds a run known from the last load
-  (one of the remembered top run ids, or a run created before the newest one seen).
+  (one of the remembered top or open run ids; failing those, a run created before the newest one seen).
 * Runs still open at the last load are the only old runs that can change (terminal runs are assumed
   final). For each we remember its *rank*: how many runs are older than it. Insertions at the top never
   change a rank, so tonight its page is ``(count - 1 - rank) // page_size + 1``. Only those pages are read;
@@ -28,7 +28,7 @@ from .records import ParsedPage, RunEntry, parse_page
 
 log = logging.getLogger(__name__)
 
-TOP_IDS_KEPT = 20
+TOP_IDS_KEPT = 50
 MAX_PASSES = 3
 
 
@@ -128,7 +128,11 @@ class SpaceReader:
             if self.full_pass:
                 self._read_all_pages()
             else:
-                self._read_top(boundary_ids=set(self.cursor.top_ids), newest=_parse_iso(self.cursor.newest_created))
+                self._read_top(
+                    boundary_ids=set(self.cursor.top_ids) | set(self.cursor.open_runs),
+                    newest=_parse_iso(self.cursor.newest_created),
+                    known_count=self.cursor.count,
+                )
                 self._read_open_runs()
             if not self._count_shrank():
                 break
@@ -139,7 +143,7 @@ class SpaceReader:
             # Runs were created while paging: they sit above the first page read in this pass.
             previous_top = {entry.run_id for entry in self.top_page}
             self.counts = []
-            self._read_top(boundary_ids=previous_top, newest=None)
+            self._read_top(boundary_ids=previous_top, newest=None, known_count=None)
         return self._result()
 
     def _fetch(self, page: int) -> tuple[RunsPage, ParsedPage]:
@@ -169,14 +173,24 @@ class SpaceReader:
                 return
             page += 1
 
-    def _read_top(self, boundary_ids: set[str], newest: datetime | None) -> None:
-        """Read from page 1 down to the first page that holds a run known before."""
+    def _read_top(self, boundary_ids: set[str], newest: datetime | None, known_count: int | None) -> None:
+        """Read from page 1 down to the first page that holds a run known before.
+
+        A remembered id on the page is proof. Failing that (all remembered ids deleted), a run created before
+        the newest one seen is, once at least as many runs as the count grew by have been read: a run inserted
+        with a backdated ``created`` cannot then end the scan early.
+        """
         page = 1
+        read = 0
         while True:
             response, parsed = self._fetch(page)
-            known = any(
-                entry.run_id in boundary_ids or (newest is not None and entry.created is not None and entry.created < newest)
-                for entry in parsed.entries
+            read += len(response.items)
+            expected_new = response.count - known_count if known_count is not None else None
+            known = any(entry.run_id in boundary_ids for entry in parsed.entries) or (
+                newest is not None
+                and expected_new is not None
+                and read >= expected_new
+                and any(entry.created is not None and entry.created < newest for entry in parsed.entries)
             )
             if known or self._is_last_page(response):
                 return
