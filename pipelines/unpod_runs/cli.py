@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 DEFAULT_DB = Path("data/unpod_runs.duckdb")
+DEMO_DB = Path("build/demo/unpod_runs.duckdb")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,6 +28,11 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     load = _command(commands, "load", cmd_load, "the nightly job: extract, load, build the models, check, publish")
+    load.epilog = (
+        "exit codes: 0 every space loaded; 1 some spaces failed or items were rejected (the rest is loaded and "
+        "published); 2 configuration or token refused (nothing changed); 3 another load of this database runs. "
+        "example: SOURCES__UNPOD__ORG_HANDLE=acme unpod-runs load --db data/unpod_runs.duckdb"
+    )
     load.add_argument("--space", action="append", metavar="TOKEN", help="load only this space (repeatable)")
     load.add_argument("--full-scan", action="store_true", help="re-read every page (weekly reconciliation)")
     load.add_argument("--report", type=Path, help="where to write the HTML report (default: beside --db)")
@@ -47,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.set_defaults(handler=run_sandbox)
 
     demo = commands.add_parser("demo", help="what `make demo` runs: two nights against the sandbox, then the report")
-    demo.add_argument("--out", type=Path, default=Path("build/demo"), help="folder for the demo database and report")
+    demo.add_argument("--db", type=Path, default=DEMO_DB, help=f"the demo database, recreated (default {DEMO_DB})")
     demo.set_defaults(handler=cmd_demo)
     return parser
 
@@ -138,7 +144,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    return run_demo(args.out)
+    return run_demo(args.db)
 
 
 def _fail(message: str, code: int) -> int:

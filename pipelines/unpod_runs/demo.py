@@ -1,6 +1,6 @@
 """``unpod-runs demo``: two nights against the bundled sandbox, with no credentials and no real API.
 
-It writes only under ``--out`` (default ``build/demo``), never ``data/unpod_runs.duckdb``.
+It writes only in the folder of its ``--db`` (default ``build/demo/``), never ``data/unpod_runs.duckdb``.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from .load import run_load
 from .sandbox.server import SandboxServer
 from .sandbox.world import World
 from .status import render_status
+from .workspace import Workspace
 
 log = logging.getLogger(__name__)
 
@@ -22,14 +23,18 @@ DEMO_SPACES = 8
 DEMO_RUNS = 6000
 
 
-def run_demo(out: Path) -> int:
+def run_demo(db_path: Path) -> int:
     """Serve a sandbox world, load night one (full), advance a day, load night two (incremental), report."""
-    out = out.resolve()
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
-    db_path = out / "unpod_runs.duckdb"
+    db_path = db_path.resolve()
+    if db_path == (Path.cwd() / "data" / "unpod_runs.duckdb").resolve():
+        raise SystemExit("unpod-runs demo: refusing to overwrite the production database data/unpod_runs.duckdb")
+    out = db_path.parent
+    out.mkdir(parents=True, exist_ok=True)
     report_path = out / "report.html"
+    # Start from nothing each time, removing only what the demo itself writes.
+    for leftover in (Workspace.for_db(db_path).work_dir, out / "dlt"):
+        shutil.rmtree(leftover, ignore_errors=True)
+    db_path.unlink(missing_ok=True)
     world = World(seed=DEMO_SEED, spaces=DEMO_SPACES, runs=DEMO_RUNS, skew=True)
     with SandboxServer(world, latency_ms=5) as server:
         os.environ.update(

@@ -36,6 +36,7 @@ class LoadSummary:
     full_scan: bool
     spaces_ok: list[str] = field(default_factory=list)
     spaces_failed: dict[str, str] = field(default_factory=dict)
+    spaces_read_in_full: int = 0
     runs_new: int = 0
     runs_updated: int = 0
     runs_rejected: int = 0
@@ -52,8 +53,9 @@ class LoadSummary:
 
     def render(self) -> str:
         lines = [
-            f"unpod-runs load: {'full scan' if self.full_scan else 'incremental'}, {self.seconds:.1f} s",
-            f"  spaces   {len(self.spaces_ok)} loaded, {len(self.spaces_failed)} failed",
+            f"unpod-runs load: {'full scan' if self.full_scan else 'nightly'}, {self.seconds:.1f} s",
+            f"  spaces   {len(self.spaces_ok)} loaded ({self.spaces_read_in_full} read in full), "
+            f"{len(self.spaces_failed)} failed",
             f"  runs     {self.runs_new} new, {self.runs_updated} updated, {self.runs_rejected} rejected, "
             f"{self.runs_stored} stored",
             f"  requests {self.requests} ({self.retries} retries)",
@@ -100,6 +102,7 @@ def run_load(
         load_id = _extract_and_load(pipeline, source)
         summary.spaces_ok = sorted(report.results)
         summary.spaces_failed = dict(report.failures)
+        summary.spaces_read_in_full = sum(result.full_pass for result in report.results.values())
         summary.runs_rejected = report.rejected
         summary.runs_updated = sum(result.changed_runs for result in report.results.values())
         summary.requests, summary.retries = stats.requests, stats.retries

@@ -1,0 +1,32 @@
+-- Each mart has one row per key of its grain (a NULL key is one group of its own).
+-- severity: error
+with
+
+duplicates as (
+    select 'analytics.run_durations' as relation, run_id as grain_key, count(*) as copies
+    from analytics.run_durations
+    group by run_id
+    having count(*) > 1
+    union all
+    select 'analytics.collection_stats', collection_ref, count(*)
+    from analytics.collection_stats
+    group by collection_ref
+    having count(*) > 1
+    union all
+    select 'analytics.daily_run_stats', cast(day as varchar) || ' ' || coalesce(collection_ref, 'NULL'), count(*)
+    from analytics.daily_run_stats
+    group by day, collection_ref
+    having count(*) > 1
+    union all
+    select 'analytics.space_stats', space_token, count(*)
+    from analytics.space_stats
+    group by space_token
+    having count(*) > 1
+    union all
+    select 'analytics.runs_by_status', status, count(*)
+    from analytics.runs_by_status
+    group by status
+    having count(*) > 1
+)
+
+select * from duplicates
