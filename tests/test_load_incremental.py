@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
+import random
 
 import duckdb
 
 from conftest import LoadEnv, assert_matches_truth, stored_runs
+from unpod_runs.incremental import aligned_blocks
 from unpod_runs.load import run_load
 from unpod_runs.sandbox.server import FaultPlan, SandboxServer
 from unpod_runs.sandbox.world import World
@@ -49,6 +51,7 @@ def test_unchanged_world_costs_one_request_per_space(load_env: LoadEnv):
     for token in load_env.world.space_tokens():
         allowed = len(open_pages[token] | {1})
         assert load_env.server.count("runs", space=token) <= allowed, token
+        assert _runs_asked_for(load_env.server, token) <= allowed * PAGE_SIZE, token
     assert summary.runs_new == 0
 
 
@@ -74,6 +77,7 @@ def test_night_of_new_runs_and_status_changes(load_env: LoadEnv):
     assert summary.runs_new == 13
     budget = pages(13) + len(open_pages) + 1
     assert load_env.server.count("runs", space=big) <= budget
+    assert _runs_asked_for(load_env.server, big) <= budget * PAGE_SIZE
 
 
 def test_space_added_later_with_only_old_runs(load_env: LoadEnv):
@@ -134,6 +138,23 @@ def test_full_scan_marks_unlisted_runs_deleted_and_clears_when_they_return(load_
     assert stored[gone["run_id"]]["deleted_at"] is not None
     assert sum(row["deleted_at"] is not None for row in stored.values()) == 1
     assert_matches_truth(load_env.db, world)
+
+
+def _runs_asked_for(server: SandboxServer, token: str) -> int:
+    return sum(int(record.page_size) for record in server.requests if record.kind == "runs" and record.space_token == token)
+
+
+def test_aligned_blocks_cover_exactly_the_pages_asked_for():
+    rng = random.Random(4)
+    for _ in range(300):
+        wanted = sorted(rng.sample(range(1, 200), rng.randint(1, 60)))
+        covered = []
+        for page, pages_per_request in aligned_blocks(wanted, 16):
+            assert pages_per_request <= 16
+            first = (page - 1) * pages_per_request + 1
+            covered.extend(range(first, first + pages_per_request))
+        assert covered == wanted
+    assert len(aligned_blocks(list(range(2, 34)), 16)) <= 6
 
 
 def _pages_holding_open_runs(world: World) -> dict[str, set[int]]:

@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 TOP_IDS_KEPT = 50
 MAX_PASSES = 3
+MAX_PAGES_PER_REQUEST = 16
 
 
 @dataclass
@@ -146,17 +147,20 @@ class SpaceReader:
             self._read_top(boundary_ids=previous_top, newest=None, known_count=None)
         return self._result()
 
-    def _fetch(self, page: int) -> tuple[RunsPage, ParsedPage]:
-        response = self.client.runs_page(self.space_token, page, self.page_size)
+    def _fetch(self, page: int, page_size: int | None = None) -> tuple[RunsPage, ParsedPage]:
+        """One request; ``page_size`` may be a multiple of the configured one, to read adjacent pages at once."""
+        page_size = page_size or self.page_size
+        response = self.client.runs_page(self.space_token, page, page_size)
         self.pages_read += 1
-        self.pages_read_this_pass.add(page)
+        offset = (page - 1) * page_size
+        first_page = offset // self.page_size + 1
+        self.pages_read_this_pass.update(range(first_page, first_page + page_size // self.page_size))
         self.counts.append(response.count)
         parsed = parse_page(self.space_token, page, response.items, self.now())
-        offset = (page - 1) * self.page_size
         for entry in parsed.entries:
             rank = response.count - 1 - (offset + entry.position)
             self.seen[entry.run_id] = _Seen(rank, entry)
-        if page == 1:
+        if offset == 0:
             self.top_page = parsed.entries
         self.rejected += len(parsed.rejected)
         self.emit(PageBatch(self.space_token, page, parsed))
@@ -208,9 +212,8 @@ class SpaceReader:
                 page = max(1, (count - 1 - int(info[0])) // self.page_size + 1) + spread
                 if page >= 1 and (page - 1) * self.page_size < max(count, 1):
                     wanted.setdefault(page, []).append(run_id)
-            for page in sorted(wanted):
-                if page not in self.pages_read_this_pass:
-                    self._fetch(page)
+            for page, pages in aligned_blocks(sorted(set(wanted) - self.pages_read_this_pass), MAX_PAGES_PER_REQUEST):
+                self._fetch(page, pages * self.page_size)
             pending = {run_id: info for run_id, info in pending.items() if run_id not in self.seen}
         if pending:
             self.missing = sorted(pending)
@@ -262,6 +265,31 @@ class SpaceReader:
             rejected=self.rejected,
             missing_open_runs=self.missing,
         )
+
+
+def aligned_blocks(pages: list[int], max_pages: int) -> list[tuple[int, int]]:
+    """Cover sorted 1-based pages with few requests, reading no page that was not asked for.
+
+    Offset paging can only read a window at an offset that is a multiple of its size, so a stretch of
+    adjacent pages is split into the largest aligned windows, as (request page, pages per request):
+    pages 3-8 become (2, 2), pages 3-4 read with a page twice the size, and (2, 4), pages 5-8.
+    """
+    blocks: list[tuple[int, int]] = []
+    index = 0
+    while index < len(pages):
+        start = pages[index] - 1  # zero-based
+        length = 1
+        while index + length < len(pages) and pages[index + length] == pages[index] + length:
+            length += 1
+        index += length
+        while length:
+            size = min(length, max_pages)
+            while start % size:
+                size -= 1
+            blocks.append((start // size + 1, size))
+            start += size
+            length -= size
+    return blocks
 
 
 def _parse_iso(value: str | None) -> datetime | None:
