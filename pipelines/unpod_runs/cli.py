@@ -16,7 +16,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _configure_logging(args.verbose)
-    return args.handler(args)
+    try:
+        return args.handler(args)
+    except KeyboardInterrupt:
+        return _fail("interrupted; the next load completes what was pending", 130)
+    except Exception as exc:  # never a bare traceback: one line, details with --verbose
+        logging.getLogger(__name__).debug("unexpected error", exc_info=True)
+        return _fail(f"unexpected {type(exc).__name__}: {exc} (run with --verbose for details)", 1)
 
 
 def build_parser() -> argparse.ArgumentParser:

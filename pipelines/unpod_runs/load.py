@@ -126,12 +126,19 @@ def run_load(
 
 
 def build_analytics(con: duckdb.DuckDBPyConnection, report_path: Path | None) -> str:
-    """Build the models, run the data checks and write the report; return the failed checks' message, if any."""
+    """Build the models, run the data checks and write the report; return what went wrong, if anything.
+
+    A model that fails to build leaves the previous models in place (they are built in one transaction), so
+    the loaded runs are still published; the problem is reported and the exit code says so.
+    """
     from .checks import format_check_failures, run_checks
-    from .models import build_models
+    from .models import ModelBuildError, build_models
 
     history.ensure_tables(con)
-    build_models(con)
+    try:
+        build_models(con)
+    except (ModelBuildError, ValueError) as exc:
+        return f"the models did not build: {exc}"
     results = run_checks(con)
     for result in results:
         if not result.passed and result.severity != "error":
@@ -140,7 +147,10 @@ def build_analytics(con: duckdb.DuckDBPyConnection, report_path: Path | None) ->
     if report_path is not None:
         from .report import write_report
 
-        write_report(con, report_path)
+        try:
+            write_report(con, report_path)
+        except Exception as exc:  # the report is a view of the data: it must never cost the night's load
+            log.error("event=report_failed path=%s error=%r", report_path, f"{type(exc).__name__}: {exc}")
     return format_check_failures(failed) if failed else ""
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -25,6 +26,7 @@ from .incremental import PageBatch, SpaceCursor, SpaceReader, SpaceResult
 
 log = logging.getLogger(__name__)
 
+PROGRESS_EVERY_S = 5.0
 MERGE = {"disposition": "merge", "strategy": "delete-insert"}
 RUN_COLUMNS = {
     "run_id": {"data_type": "text", "nullable": False},
@@ -171,8 +173,17 @@ def _read_spaces(
         for target in targets:
             pool.submit(work, target)
         remaining = len(targets)
+        pages = runs = 0
+        last_progress = time.monotonic()
         while remaining:
             kind, payload = messages.get()
+            if kind == "page":
+                pages += 1
+                runs += len(payload.parsed.entries)
+                if time.monotonic() - last_progress >= PROGRESS_EVERY_S:
+                    last_progress = time.monotonic()
+                    log.info("event=progress spaces_done=%d/%d pages=%d runs=%d",
+                             len(targets) - remaining, len(targets), pages, runs)
             if kind in ("page", "details"):
                 yield payload
             elif kind == "done":
