@@ -23,8 +23,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Callable
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from .client import RunsPage, UnpodClient
-from .records import ParsedPage, RunEntry, parse_page
+from .records import ParsedPage, open_mask, parse_page
 
 log = logging.getLogger(__name__)
 
@@ -86,12 +89,6 @@ class SpaceResult:
     missing_open_runs: list[str] = field(default_factory=list)
 
 
-@dataclass
-class _Seen:
-    rank: int
-    entry: RunEntry
-
-
 class SpaceReader:
     """Reads one space's runs with the incremental rule, emitting every page as it arrives."""
 
@@ -114,10 +111,15 @@ class SpaceReader:
         self.full_pass = full_scan or cursor is None
         self.emit = emit
         self.now = now
-        self.seen: dict[str, _Seen] = {}
+        previous_open = cursor.open_runs if cursor else {}
+        self.previous_open_ids = pa.array(list(previous_open), pa.string())
+        self.previous_open_seen: dict[str, tuple] = {}  # run_id -> (status, modified) as read tonight
+        self.open_now: dict[str, list] = {}  # run_id -> [rank, status, modified ISO]
+        self.newest: datetime | None = _parse_iso(cursor.newest_created) if cursor else None
         self.counts: list[int] = []
         self.pages_read_this_pass: set[int] = set()
-        self.top_page: list[RunEntry] = []
+        self.top_ids: list[str] = []
+        self.runs_read = 0
         self.rejected = 0
         self.pages_read = 0
         self.missing: list[str] = []
@@ -142,7 +144,7 @@ class SpaceReader:
             if not self._count_grew():
                 break
             # Runs were created while paging: they sit above the first page read in this pass.
-            previous_top = {entry.run_id for entry in self.top_page}
+            previous_top = set(self.top_ids)
             self.counts = []
             self._read_top(boundary_ids=previous_top, newest=None, known_count=None)
         return self._result()
@@ -157,14 +159,34 @@ class SpaceReader:
         self.pages_read_this_pass.update(range(first_page, first_page + page_size // self.page_size))
         self.counts.append(response.count)
         parsed = parse_page(self.space_token, page, response.items, self.now())
-        for entry in parsed.entries:
-            rank = response.count - 1 - (offset + entry.position)
-            self.seen[entry.run_id] = _Seen(rank, entry)
-        if offset == 0:
-            self.top_page = parsed.entries
+        if parsed.table is not None:
+            self._remember(parsed, response.count, offset)
+        elif offset == 0:
+            self.top_ids = []
         self.rejected += len(parsed.rejected)
         self.emit(PageBatch(self.space_token, page, parsed))
         return response, parsed
+
+    def _remember(self, parsed: ParsedPage, count: int, offset: int) -> None:
+        """Keep what tomorrow's cursor needs, in bulk: only open runs become Python objects."""
+        table = parsed.table
+        self.runs_read += table.num_rows
+        if offset == 0:
+            self.top_ids = table["run_id"].slice(0, TOP_IDS_KEPT).to_pylist()
+        newest = pc.max(table["created"]).as_py()
+        if newest is not None and (self.newest is None or newest > self.newest):
+            self.newest = newest
+        ranks = pc.subtract(count - 1 - offset, parsed.positions)
+        is_open = open_mask(table)
+        open_rows = table.filter(is_open).select(["run_id", "status", "modified"]).to_pydict()
+        for run_id, status, modified, rank in zip(
+            open_rows["run_id"], open_rows["status"], open_rows["modified"], ranks.filter(is_open).to_pylist()
+        ):
+            self.open_now[run_id] = [rank, status, modified.isoformat() if modified else None]
+        if len(self.previous_open_ids):
+            previous = table.filter(pc.is_in(table["run_id"], value_set=self.previous_open_ids))
+            for run_id, status, modified in zip(*previous.select(["run_id", "status", "modified"]).to_pydict().values()):
+                self.previous_open_seen[run_id] = (status, modified.isoformat() if modified else None)
 
     def _is_last_page(self, response: RunsPage) -> bool:
         return len(response.items) < self.page_size or response.page * self.page_size >= response.count
@@ -184,17 +206,21 @@ class SpaceReader:
         the newest one seen is, once at least as many runs as the count grew by have been read: a run inserted
         with a backdated ``created`` cannot then end the scan early.
         """
+        boundary = pa.array(sorted(boundary_ids), pa.string())
         page = 1
         read = 0
         while True:
             response, parsed = self._fetch(page)
             read += len(response.items)
             expected_new = response.count - known_count if known_count is not None else None
-            known = any(entry.run_id in boundary_ids for entry in parsed.entries) or (
-                newest is not None
-                and expected_new is not None
-                and read >= expected_new
-                and any(entry.created is not None and entry.created < newest for entry in parsed.entries)
+            known = parsed.table is not None and (
+                pc.any(pc.is_in(parsed.table["run_id"], value_set=boundary)).as_py()
+                or (
+                    newest is not None
+                    and expected_new is not None
+                    and read >= expected_new
+                    and bool(pc.any(pc.less(parsed.table["created"], pa.scalar(newest, parsed.table["created"].type))).as_py())
+                )
             )
             if known or self._is_last_page(response):
                 return
@@ -202,7 +228,7 @@ class SpaceReader:
 
     def _read_open_runs(self) -> None:
         """Read only the pages where the runs open at the last load should now be."""
-        pending = {run_id: info for run_id, info in self.cursor.open_runs.items() if run_id not in self.seen}
+        pending = {run_id: info for run_id, info in self.cursor.open_runs.items() if run_id not in self.previous_open_seen}
         for spread in (0, -1, 1):
             if not pending:
                 return
@@ -214,7 +240,7 @@ class SpaceReader:
                     wanted.setdefault(page, []).append(run_id)
             for page, pages in aligned_blocks(sorted(set(wanted) - self.pages_read_this_pass), MAX_PAGES_PER_REQUEST):
                 self._fetch(page, pages * self.page_size)
-            pending = {run_id: info for run_id, info in pending.items() if run_id not in self.seen}
+            pending = {run_id: info for run_id, info in pending.items() if run_id not in self.previous_open_seen}
         if pending:
             self.missing = sorted(pending)
             log.warning(
@@ -232,26 +258,17 @@ class SpaceReader:
 
     def _result(self) -> SpaceResult:
         previous_open = self.cursor.open_runs if self.cursor else {}
-        open_runs: dict[str, list] = {}
-        changed = 0
-        newest = _parse_iso(self.cursor.newest_created) if self.cursor else None
-        for run_id, seen in self.seen.items():
-            entry = seen.entry
-            modified = entry.modified.isoformat() if entry.modified else None
-            before = previous_open.get(run_id)
-            if before is not None and (before[1] != entry.status or before[2] != modified):
-                changed += 1
-            if entry.is_open:
-                open_runs[run_id] = [seen.rank, entry.status, modified]
-            if entry.created is not None and (newest is None or entry.created > newest):
-                newest = entry.created
+        changed = sum(
+            1 for run_id, (status, modified) in self.previous_open_seen.items()
+            if (status, modified) != tuple(previous_open[run_id][1:3])
+        )
+        open_runs = dict(self.open_now)
         for run_id in self.missing:
-            if not self.full_pass:
-                open_runs[run_id] = previous_open[run_id]
+            open_runs[run_id] = previous_open[run_id]
         cursor = SpaceCursor(
             count=self.counts[-1] if self.counts else 0,
-            top_ids=[entry.run_id for entry in self.top_page[:TOP_IDS_KEPT]],
-            newest_created=newest.isoformat() if newest else None,
+            top_ids=self.top_ids,
+            newest_created=self.newest.isoformat() if self.newest else None,
             open_runs=open_runs,
             loaded_at=self.now().isoformat(),
         )
@@ -260,7 +277,7 @@ class SpaceReader:
             cursor=cursor,
             full_pass=self.full_pass,
             pages_read=self.pages_read,
-            runs_seen=len(self.seen),
+            runs_seen=self.runs_read,
             changed_runs=changed,
             rejected=self.rejected,
             missing_open_runs=self.missing,

@@ -2,6 +2,9 @@
 
 A bad item never spoils its page: it is set aside with the reason and the raw JSON, and the good items
 of the same page load. Timestamps are normalised to UTC here, because the API sends them without a zone.
+
+Pages are converted column by column with Arrow (a few microseconds a run); only the items that need it
+(odd types, timestamps in another format than the API's own) go through Python one by one.
 """
 
 from __future__ import annotations
@@ -12,8 +15,10 @@ from typing import Any
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
 TERMINAL_STATUSES = frozenset({"completed", "failed", "partially_completed"})
+API_TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S"
 
 TIMESTAMP = pa.timestamp("us", tz="UTC")
 RUNS_SCHEMA = pa.schema(
@@ -33,28 +38,24 @@ RUNS_SCHEMA = pa.schema(
     ]
 )
 TEXT_FIELDS = ("collection_ref", "run_mode", "status", "space_id", "user", "thread_id")
-
-
-@dataclass(frozen=True)
-class RunEntry:
-    """What the incremental rule needs to know of a listed run: where it was and whether it can still change."""
-
-    run_id: str
-    position: int
-    created: datetime | None
-    status: str | None
-    modified: datetime | None
-
-    @property
-    def is_open(self) -> bool:
-        return self.status not in TERMINAL_STATUSES
+TERMINAL_VALUES = pa.array(sorted(TERMINAL_STATUSES))
 
 
 @dataclass
 class ParsedPage:
+    """The good runs of a page (``positions``: where each stood in the page) and the rejected items."""
+
     table: pa.Table | None
-    entries: list[RunEntry]
+    positions: pa.Array
     rejected: list[dict]
+
+    @property
+    def run_ids(self) -> pa.ChunkedArray:
+        return self.table["run_id"]
+
+
+class _SlowPath(Exception):
+    """An item whose types Arrow will not take as they are: convert the page item by item."""
 
 
 def parse_timestamp(value: Any) -> datetime | None:
@@ -69,48 +70,119 @@ def parse_timestamp(value: Any) -> datetime | None:
     return parsed.astimezone(timezone.utc)
 
 
+def is_open(status: str | None) -> bool:
+    return status not in TERMINAL_STATUSES
+
+
+def open_mask(table: pa.Table) -> pa.ChunkedArray:
+    """True for the runs that can still change: every status but the terminal ones, unknown and missing too."""
+    return pc.invert(pc.fill_null(pc.is_in(table["status"], value_set=TERMINAL_VALUES), False))
+
+
 def parse_page(space_token: str, page: int, items: list[Any], seen_at: datetime) -> ParsedPage:
-    """Split a page's items into good runs (as one Arrow table) and rejected items (as rows)."""
-    columns: dict[str, list] = {name: [] for name in RUNS_SCHEMA.names}
-    entries: list[RunEntry] = []
+    """Split a page's items into good runs (one Arrow table) and rejected items (rows)."""
+    try:
+        return _parse_columns(space_token, page, items, seen_at)
+    except _SlowPath:
+        return _parse_items(space_token, page, items, seen_at)
+
+
+def _parse_columns(space_token: str, page: int, items: list[Any], seen_at: datetime) -> ParsedPage:
+    if any(type(item) is not dict for item in items):
+        raise _SlowPath()
+    try:
+        columns = {name: pa.array([item.get(name) for item in items], pa.string()) for name in ("run_id", *TEXT_FIELDS)}
+        batch_count = pa.array([item.get("batch_count") for item in items], pa.int64())
+        raw_created = pa.array([item.get("created") for item in items], pa.string())
+        raw_modified = pa.array([item.get("modified") for item in items], pa.string())
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        raise _SlowPath() from None
+    reasons: dict[int, str] = {}
+    run_id = columns["run_id"]
+    missing_id = pc.fill_null(pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(run_id)), 0), True)
+    for position in pc.indices_nonzero(missing_id).to_pylist():
+        value = items[position].get("run_id")
+        reasons[position] = "no run_id" if value is None else f"run_id {value!r} is not a non-empty string"
+    created = _timestamps(raw_created, items, "created", reasons)
+    modified = _timestamps(raw_modified, items, "modified", reasons)
+    table = pa.Table.from_arrays(
+        [
+            run_id,
+            pa.array([space_token] * len(items), pa.string()),
+            columns["collection_ref"],
+            columns["run_mode"],
+            columns["status"],
+            batch_count,
+            created,
+            modified,
+            columns["space_id"],
+            columns["user"],
+            columns["thread_id"],
+            pa.nulls(len(items), TIMESTAMP),
+        ],
+        schema=RUNS_SCHEMA,
+    )
+    positions = pa.array(range(len(items)), pa.int64())
+    if reasons:
+        keep = pa.array([position not in reasons for position in range(len(items))])
+        table, positions = table.filter(keep), positions.filter(keep)
+    rejected = [_rejected_row(space_token, page, position, items[position], reason, seen_at)
+                for position, reason in sorted(reasons.items())]
+    return ParsedPage(table if table.num_rows else None, positions, rejected)
+
+
+def _timestamps(raw: pa.Array, items: list[dict], name: str, reasons: dict[int, str]) -> pa.Array:
+    """Parse the API's own format in bulk; anything else (``Z``, offsets, fractions, garbage) one by one."""
+    naive = pc.strptime(raw, format=API_TIMESTAMP_FORMAT, unit="s", error_is_null=True)
+    # strptime rolls impossible dates over (Feb 30 -> Mar 2): only a value that formats back to itself is taken.
+    exact = pc.fill_null(pc.equal(pc.strftime(naive, format=API_TIMESTAMP_FORMAT), raw), False)
+    parsed = pc.if_else(exact, naive, pa.scalar(None, naive.type)).cast(TIMESTAMP)
+    odd = pc.and_(pc.is_valid(raw), pc.invert(exact)).to_numpy(zero_copy_only=False).nonzero()[0]
+    if not len(odd):
+        return parsed
+    values = parsed.to_pylist()
+    for position in odd.tolist():
+        value = items[position].get(name)
+        try:
+            values[position] = parse_timestamp(value)
+        except ValueError:
+            reasons.setdefault(position, f"{name} {value!r} does not parse")
+    return pa.array(values, TIMESTAMP)
+
+
+def _parse_items(space_token: str, page: int, items: list[Any], seen_at: datetime) -> ParsedPage:
+    """The careful path, item by item, for pages holding non-objects or values of unexpected types."""
+    rows: list[dict] = []
+    positions: list[int] = []
     rejected: list[dict] = []
     for position, item in enumerate(items):
-        reason = _rejection_reason(item)
-        if reason is None:
-            try:
-                created = parse_timestamp(item.get("created"))
-            except ValueError:
-                reason = f"created {item.get('created')!r} does not parse"
-            else:
-                try:
-                    modified = parse_timestamp(item.get("modified"))
-                except ValueError:
-                    reason = f"modified {item.get('modified')!r} does not parse"
-        if reason is not None:
-            rejected.append(_rejected_row(space_token, page, position, item, reason, seen_at))
+        try:
+            row = _parse_item(space_token, item)
+        except ValueError as exc:
+            rejected.append(_rejected_row(space_token, page, position, item, str(exc), seen_at))
             continue
-        run_id = item["run_id"]
-        status = _text(item.get("status"))
-        columns["run_id"].append(run_id)
-        columns["space_token"].append(space_token)
-        for name in TEXT_FIELDS:
-            columns[name].append(_text(item.get(name)))
-        columns["batch_count"].append(_integer(item.get("batch_count")))
-        columns["created"].append(created)
-        columns["modified"].append(modified)
-        columns["deleted_at"].append(None)
-        entries.append(RunEntry(run_id, position, created, status, modified))
-    table = pa.Table.from_pydict(columns, schema=RUNS_SCHEMA) if entries else None
-    return ParsedPage(table, entries, rejected)
+        rows.append(row)
+        positions.append(position)
+    table = pa.Table.from_pylist(rows, schema=RUNS_SCHEMA) if rows else None
+    return ParsedPage(table, pa.array(positions, pa.int64()), rejected)
 
 
-def _rejection_reason(item: Any) -> str | None:
+def _parse_item(space_token: str, item: Any) -> dict:
     if not isinstance(item, dict):
-        return f"item is a JSON {type(item).__name__}, not an object"
+        raise ValueError(f"item is a JSON {type(item).__name__}, not an object")
     run_id = item.get("run_id")
     if not isinstance(run_id, str) or not run_id.strip():
-        return "no run_id" if run_id is None else f"run_id {run_id!r} is not a non-empty string"
-    return None
+        raise ValueError("no run_id" if run_id is None else f"run_id {run_id!r} is not a non-empty string")
+    row: dict[str, Any] = {"run_id": run_id, "space_token": space_token, "deleted_at": None}
+    for name in ("created", "modified"):
+        try:
+            row[name] = parse_timestamp(item.get(name))
+        except ValueError:
+            raise ValueError(f"{name} {item.get(name)!r} does not parse") from None
+    for name in TEXT_FIELDS:
+        row[name] = _text(item.get(name))
+    row["batch_count"] = _integer(item.get("batch_count"))
+    return row
 
 
 def _rejected_row(space_token: str, page: int, position: int, item: Any, reason: str, seen_at: datetime) -> dict:

@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from typing import Any, Iterator
 
 import dlt
+import pyarrow as pa
 import pandas  # noqa: F401  imported before the worker threads: pyarrow would import it lazily from one of them
 # while dlt's extract thread checks sys.modules["pandas"], and a half-initialised module fails that check.
 
@@ -27,6 +28,7 @@ from .incremental import PageBatch, SpaceCursor, SpaceReader, SpaceResult
 log = logging.getLogger(__name__)
 
 PROGRESS_EVERY_S = 5.0
+CHUNK_ROWS = 50_000
 MERGE = {"disposition": "merge", "strategy": "delete-insert"}
 RUN_COLUMNS = {
     "run_id": {"data_type": "text", "nullable": False},
@@ -84,6 +86,33 @@ class ExtractReport:
         return sum(result.rejected for result in self.results.values())
 
 
+@dataclass
+class Chunk:
+    """Many pages at once: dlt spends milliseconds per item on hints, so items should be large."""
+
+    runs: list[pa.Table] = field(default_factory=list)
+    rejected: list[dict] = field(default_factory=list)
+    spaces: list[dict] = field(default_factory=list)
+    rows: int = 0
+
+
+def _chunks(items: Iterator[PageBatch | SpaceDetails], max_rows: int = CHUNK_ROWS) -> Iterator[Chunk]:
+    chunk = Chunk()
+    for item in items:
+        if isinstance(item, SpaceDetails):
+            chunk.spaces.append({**item.fields, "token": item.token})
+        else:
+            if item.parsed.table is not None:
+                chunk.runs.append(item.parsed.table)
+                chunk.rows += item.parsed.table.num_rows
+            chunk.rejected.extend(item.parsed.rejected)
+        if chunk.rows >= max_rows:
+            yield chunk
+            chunk = Chunk()
+    if chunk.runs or chunk.rejected or chunk.spaces:
+        yield chunk
+
+
 class _Cancelled(Exception):
     """Raised in a worker when the extraction as a whole has stopped."""
 
@@ -101,23 +130,23 @@ def unpod(
     report = report if report is not None else ExtractReport()
 
     @dlt.resource(selected=False)
-    def space_pages() -> Iterator[PageBatch | SpaceDetails]:
-        yield from _read_spaces(client, list(spaces), page_size, workers, full_scan, report)
+    def space_pages() -> Iterator[Chunk]:
+        yield from _chunks(_read_spaces(client, list(spaces), page_size, workers, full_scan, report))
 
     @dlt.transformer(data_from=space_pages, name="runs", primary_key="run_id", write_disposition=MERGE, columns=RUN_COLUMNS)
-    def runs(batch: PageBatch | SpaceDetails) -> Iterator[Any]:
-        if isinstance(batch, PageBatch) and batch.parsed.table is not None:
-            yield batch.parsed.table
+    def runs(chunk: Chunk) -> Iterator[Any]:
+        if chunk.runs:
+            yield pa.concat_tables(chunk.runs)
 
     @dlt.transformer(data_from=space_pages, name="runs_rejected", write_disposition="append", columns=REJECTED_COLUMNS)
-    def runs_rejected(batch: PageBatch | SpaceDetails) -> Iterator[Any]:
-        if isinstance(batch, PageBatch) and batch.parsed.rejected:
-            yield batch.parsed.rejected
+    def runs_rejected(chunk: Chunk) -> Iterator[Any]:
+        if chunk.rejected:
+            yield chunk.rejected
 
     @dlt.transformer(data_from=space_pages, name="spaces", primary_key="token", write_disposition=MERGE, columns=SPACE_COLUMNS)
-    def spaces_table(batch: PageBatch | SpaceDetails) -> Iterator[Any]:
-        if isinstance(batch, SpaceDetails):
-            yield {**batch.fields, "token": batch.token}
+    def spaces_table(chunk: Chunk) -> Iterator[Any]:
+        if chunk.spaces:
+            yield chunk.spaces
 
     return space_pages, runs, runs_rejected, spaces_table
 
@@ -179,7 +208,7 @@ def _read_spaces(
             kind, payload = messages.get()
             if kind == "page":
                 pages += 1
-                runs += len(payload.parsed.entries)
+                runs += payload.parsed.table.num_rows if payload.parsed.table is not None else 0
                 if time.monotonic() - last_progress >= PROGRESS_EVERY_S:
                     last_progress = time.monotonic()
                     log.info("event=progress spaces_done=%d/%d pages=%d runs=%d",
