@@ -117,3 +117,18 @@ def test_unparseable_timestamp_message_names_the_value():
     with pytest.raises(ValueError):
         parse_timestamp("2026-02-30T00:00:00")
     assert parse_timestamp(None) is None
+
+
+def test_impossible_dates_are_rejected_not_rolled_over():
+    from unpod_runs.records import parse_page
+
+    items = [
+        {"run_id": "R" + "c" * 32, "created": "2026-02-30T00:00:00", "modified": "2026-03-01T00:00:00"},
+        {"run_id": "R" + "d" * 32, "created": "2026-02-28T23:59:59", "modified": "2026-03-01T00:00:00"},
+    ]
+    parsed = parse_page("SPACE", 3, items, datetime.now(timezone.utc))
+    assert parsed.table["run_id"].to_pylist() == ["R" + "d" * 32]
+    assert parsed.positions.to_pylist() == [1]
+    assert [(row["page"], row["position"], row["reason"]) for row in parsed.rejected] == [
+        (3, 0, "created '2026-02-30T00:00:00' does not parse")
+    ]
