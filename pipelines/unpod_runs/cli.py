@@ -18,6 +18,8 @@ def main(argv: list[str] | None = None) -> int:
     _configure_logging(args.verbose)
     try:
         return args.handler(args)
+    except BrokenPipeError:  # the reader went away (`| head`): nothing left to say
+        return 0
     except KeyboardInterrupt:
         return _fail("interrupted; the next load completes what was pending", 130)
     except Exception as exc:  # never a bare traceback: one line, details with --verbose
