@@ -1,27 +1,22 @@
 """The HTML report that ``load`` and ``demo`` write: the headline numbers and charts of the analytics models.
 
-One self-contained file: inline CSS, charts as inline SVG drawn by matplotlib (text kept as text, no fonts
-embedded), no script and no external URL, so it opens offline and can be mailed around. Every figure is read
+One self-contained file: inline CSS, charts as inline SVG built here as plain strings (text kept as text, in
+the page's font), no script and no external URL, so it opens offline and can be mailed around. Every figure is read
 from the ``analytics`` models, with timestamps formatted in UTC in SQL so the reader's TimeZone changes nothing.
 """
 
 from __future__ import annotations
 
 import html
-import io
 import logging
+import math
 import os
-import re
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import duckdb
-import matplotlib
-from matplotlib.figure import Figure
-from matplotlib import dates as mdates
-from matplotlib.ticker import FuncFormatter, MaxNLocator, NullLocator, PercentFormatter
 
 logger = logging.getLogger(__name__)
 
@@ -213,40 +208,193 @@ def _collection(name: str | None) -> str:
 
 
 # ---- charts ------------------------------------------------------------------------------------------------------
+#
+# Hand-built inline SVG: a chart is a viewBox WIDTH units wide, drawn at the width of its section (about 1:1 on a
+# desktop, scaled down with its text on a narrow screen). Text is SVG text in the page's font; its width is
+# estimated from Arial's advance widths (a little generously), which is all the layout needs: margins for the
+# axis labels, room for the value labels, and where a legend starts.
+
+WIDTH = 1000
+FONT_SIZE = 12.5
+LABEL_SIZE = 12
+ROW = 32                  # one bar of a horizontal bar chart
+BAR = 0.62                # bar thickness, as a share of its row or day
+MAX_NAME_WIDTH = 380      # a longer axis label is cut with an ellipsis; the full text is its tooltip
+REDS = ((255, 245, 240), (254, 224, 210), (252, 187, 161), (252, 146, 114), (251, 106, 74), (239, 59, 44),
+        (203, 24, 29), (165, 15, 21), (103, 0, 13))   # matplotlib's "Reds" (ColorBrewer), 0 → 1
+NO_RATE = "#eef0f2"
+# Arial's advance widths of printable ASCII, in thousandths of the font size; other characters count as 0.6.
+_ADVANCE = (
+    278, 278, 355, 556, 556, 889, 667, 191, 333, 333, 389, 584, 278, 333, 278, 278, 556, 556, 556, 556, 556, 556,
+    556, 556, 556, 556, 278, 278, 584, 584, 584, 556, 1015, 667, 667, 722, 722, 667, 611, 778, 722, 278, 500, 667,
+    556, 833, 722, 778, 667, 778, 722, 667, 611, 722, 667, 944, 667, 667, 611, 278, 278, 278, 469, 556, 333, 556,
+    556, 500, 556, 556, 278, 556, 556, 222, 222, 500, 222, 833, 556, 556, 556, 556, 333, 500, 278, 556, 500, 722,
+    500, 500, 500, 334, 260, 334, 584,
+)
 
 
-def _figure(width: float, height: float) -> Figure:
-    figure = Figure(figsize=(width, height), layout="constrained")
-    figure.set_facecolor("white")
-    return figure
+def _text_width(text: str, size: float = FONT_SIZE) -> float:
+    """The width of ``text`` in a sans-serif font, over- rather than underestimated (fonts differ)."""
+    thousandths = sum(_ADVANCE[ord(char) - 32] if 32 <= ord(char) < 127 else 600 for char in text)
+    return thousandths * size / 1000 * 1.08
 
 
-def _style(axes: Any, grid_axis: str) -> None:
-    for side in ("top", "right"):
-        axes.spines[side].set_visible(False)
-    for side in ("left", "bottom"):
-        axes.spines[side].set_color(COLOURS["grid"])
-    axes.tick_params(colors=COLOURS["text"], labelsize=9, length=0)
-    axes.grid(axis=grid_axis, color=COLOURS["grid"], linewidth=0.8)
-    axes.set_axisbelow(True)
+def _fit(text: str, width: float, size: float = FONT_SIZE) -> str:
+    """``text``, cut with an ellipsis to fit ``width``."""
+    if _text_width(text, size) <= width:
+        return text
+    text = text[:int(width / (size * 0.2))]    # no character is narrower: a huge name costs no more than a short one
+    while text and _text_width(text + "…", size) > width:
+        text = text[:-1]
+    return text + "…"
 
 
-def _svg(figure: Figure) -> str:
-    """The figure as inline SVG: text stays text, and the prolog and metadata (with their URLs) are dropped."""
-    buffer = io.StringIO()
-    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "unpod-runs", "font.size": 9}):
-        figure.savefig(buffer, format="svg", metadata={"Date": None})
-    svg = buffer.getvalue()
-    svg = svg[svg.index("<svg"):]
-    svg = re.sub(r"<metadata>.*?</metadata>", "", svg, flags=re.DOTALL)
-    return re.sub(r'width="[\d.]+pt" height="[\d.]+pt"', 'width="100%"', svg, count=1)
+def _n(value: float) -> str:
+    """A coordinate: at most one decimal, no trailing zero."""
+    text = f"{value:.1f}"
+    return text[:-2] if text.endswith(".0") else text
+
+
+def _attributes(attributes: dict[str, Any]) -> str:
+    return "".join(
+        f' {name.replace("_", "-")}="{_n(value) if isinstance(value, float) else html.escape(str(value))}"'
+        for name, value in attributes.items()
+        if value is not None
+    )
+
+
+def _text(x: float, y: float, content: str, tooltip: str | None = None, **attributes: Any) -> str:
+    """A text vertically centred on ``y``; ``content`` (and the tooltip) escaped here."""
+    title = f"<title>{html.escape(tooltip)}</title>" if tooltip else ""
+    attributes = {"x": float(x), "y": float(y), "dy": "0.35em", **attributes}
+    return f"<text{_attributes(attributes)}>{title}{html.escape(content)}</text>"
+
+
+def _rect(x: float, y: float, width: float, height: float, fill: str, **attributes: Any) -> str:
+    return (
+        f'<rect x="{_n(x)}" y="{_n(y)}" width="{_n(max(width, 0))}" height="{_n(max(height, 0))}" fill="{fill}"'
+        f"{_attributes(attributes)}/>"
+    )
+
+
+def _line(x1: float, y1: float, x2: float, y2: float, stroke: str, **attributes: Any) -> str:
+    return (f'<line x1="{_n(x1)}" y1="{_n(y1)}" x2="{_n(x2)}" y2="{_n(y2)}" stroke="{stroke}"'
+            f'{_attributes(attributes)}/>')
+
+
+def _polyline(points: list[tuple[float, float]], stroke: str, width: float, markers: bool) -> str:
+    path = " ".join(f"{_n(x)},{_n(y)}" for x, y in points)
+    line = (f'<polyline points="{path}" fill="none" stroke="{stroke}" stroke-width="{_n(width)}" '
+            'stroke-linejoin="round" stroke-linecap="round"/>')
+    if not markers:
+        return line
+    circles = "".join(f'<circle cx="{_n(x)}" cy="{_n(y)}" r="2.6"/>' for x, y in points)
+    return f'{line}<g fill="{stroke}">{circles}</g>'
+
+
+def _svg(height: float, label: str, parts: list[str]) -> str:
+    """The chart: scaled to the width of its section, text in the page's font, overflow shown rather than cut."""
+    return (
+        f'<svg viewBox="0 0 {WIDTH} {_n(height)}" width="100%" role="img" aria-label="{html.escape(label)}" '
+        f'font-size="{FONT_SIZE}" fill="{COLOURS["text"]}" overflow="visible">' + "".join(parts) + "</svg>"
+    )
+
+
+def _ticks(top: float, bins: int = 6, integer: bool = False) -> tuple[list[float], float]:
+    """Round ticks from 0 to at most ``top`` (steps of 1, 2 or 5 × 10ⁿ), and the step."""
+    top = top if top > 0 else 1.0
+    raw = top / bins
+    magnitude = 10 ** math.floor(math.log10(raw))
+    step = next(multiple * magnitude for multiple in (1, 2, 5, 10) if multiple * magnitude >= raw * (1 - 1e-9))
+    if integer:
+        step = max(1.0, float(round(step)))
+    return [index * step for index in range(int(top / step + 1e-9) + 1)], step
+
+
+def _decimals(step: float) -> int:
+    return max(0, -math.floor(math.log10(step) + 1e-9))
+
+
+def _legend(items: list[tuple[str, str, str]], centre: float, y: float, anchor: str = "middle") -> list[str]:
+    """One row of legend entries ``(kind, colour, label)``, kind "box" or "line", centred on (or ending at) x."""
+    widths = [22 + _text_width(label, LABEL_SIZE) for _, _, label in items]
+    total = sum(widths) + 18 * (len(items) - 1)
+    x = centre - total / 2 if anchor == "middle" else centre - total
+    parts = []
+    for (kind, colour, label), width in zip(items, widths):
+        if kind == "box":
+            parts.append(_rect(x, y - 5, 16, 10, colour))
+        else:
+            parts.append(_line(x, y, x + 16, y, colour, stroke_width=1.6))
+            parts.append(f'<circle cx="{_n(x + 8)}" cy="{_n(y)}" r="2.6" fill="{colour}"/>')
+        parts.append(_text(x + 22, y, label, font_size=LABEL_SIZE))
+        x += width + 18
+    return parts
+
+
+def _hbars(
+    names: list[str],
+    bars: list[list[tuple[float, str]]],
+    notes: list[str],
+    minimum_top: float,
+    tick_label: Any,
+    label: str,
+    axis_title: str | None = None,
+    legend: list[tuple[str, str, str]] | None = None,
+    reference: tuple[float, str] | None = None,
+) -> str:
+    """Horizontal bars, the first row at the top: per row, bars drawn over each other (the longest first) and a
+    note after the longest; the scale reaches at least ``minimum_top`` and leaves room for every note."""
+    name_width = min(MAX_NAME_WIDTH, max(_text_width(name) for name in names))
+    left = 12 + name_width + 10
+    right = WIDTH - 8
+    top = 26 if reference else 10
+    plot_width = right - left
+    # Scaled so that every note fits after its bar (and the scale reaches minimum_top).
+    scale = plot_width / minimum_top
+    for row, note in zip(bars, notes):
+        end = max(value for value, _ in row)
+        if end > 0:
+            scale = min(scale, (plot_width - 6 - _text_width(note, LABEL_SIZE)) / end)
+    scale = max(scale, plot_width / (minimum_top * 4))   # a pathological note must not squash the bars
+    ticks, step = _ticks(plot_width / scale)
+    bottom = top + ROW * len(names)
+    parts = [_line(left + tick * scale, top, left + tick * scale, bottom, COLOURS["grid"]) for tick in ticks[1:]]
+    parts += [_line(left, top, left, bottom, COLOURS["grid"]), _line(left, bottom, right, bottom, COLOURS["grid"])]
+    for index, (name, row, note) in enumerate(zip(names, bars, notes)):
+        centre = top + ROW * (index + 0.5)
+        shown = _fit(name, MAX_NAME_WIDTH)
+        parts.append(_text(left - 8, centre, shown, tooltip=name if shown != name else None, text_anchor="end"))
+        for value, colour in sorted(row, key=lambda bar: -bar[0]):
+            parts.append(_rect(left, centre - ROW * BAR / 2, value * scale, ROW * BAR, colour))
+    if reference:
+        value, caption = reference
+        x = left + value * scale
+        parts.append(_line(x, top - 4, x, bottom, COLOURS["text"], stroke_dasharray="5 3", stroke_width=1.0))
+        parts.append(_text(x, top - 14, caption, font_size=LABEL_SIZE, fill=COLOURS["muted"], text_anchor="middle"))
+    # The notes last, on white, so the reference line never runs through one.
+    for index, (row, note) in enumerate(zip(bars, notes)):
+        x, y = left + max(value for value, _ in row) * scale + 3, top + ROW * (index + 0.5)
+        parts.append(_rect(x, y - 10, _text_width(note, LABEL_SIZE) * 0.96 + 4, 20, "white"))
+        parts.append(_text(x + 2, y, note, font_size=LABEL_SIZE))
+    parts += [_text(left + tick * scale, bottom + 14, tick_label(tick, step), text_anchor="middle") for tick in ticks]
+    height = bottom + 28
+    if axis_title or legend:
+        if axis_title:
+            parts.append(
+                _text((left + right) / 2, bottom + 36, axis_title, fill=COLOURS["muted"], text_anchor="middle")
+            )
+        if legend:
+            parts += _legend(legend, right, bottom + 36, anchor="end")
+        height = bottom + 50
+    return _svg(height, label, parts)
 
 
 def _failure_rate_section(collections: list[dict], overall_rate: float | None) -> _Section:
     rated = [row for row in collections if row["failure_rate"] is not None]
     unrated = len(collections) - len(rated)
     rated.sort(key=lambda row: (-row["failure_rate"], -row["terminal_runs"], _collection(row["collection_ref"])))
-    shown = rated[:TOP_COLLECTIONS][::-1]
+    shown = rated[:TOP_COLLECTIONS]
     caption = (
         f"failed / terminal runs per collection, the {len(shown)} highest of {len(rated)} with a finished run"
         + (f"; {unrated} collection(s) have no terminal run yet, so no rate" if unrated else "")
@@ -254,31 +402,24 @@ def _failure_rate_section(collections: list[dict], overall_rate: float | None) -
     )
     if not shown:
         return _Section("Failure rate per collection", caption, _empty("No collection has a terminal run yet."))
-    figure = _figure(10, 0.9 + 0.32 * len(shown))
-    axes = figure.subplots()
-    positions = range(len(shown))
-    rates = [row["failure_rate"] for row in shown]
     # Scaled to the highest rate, not to 100%: the labels carry the values, the bars the comparison.
-    limit = min(1.0, max(0.05, max(rates), overall_rate or 0) * 1.12)
-    axes.barh(positions, rates, color=COLOURS["failed"], height=0.62)
-    if overall_rate is not None:
-        axes.axvline(overall_rate, color=COLOURS["text"], linestyle="--", linewidth=1, zorder=1)
-    for position, row in zip(positions, shown):
-        label = f"{row['failure_rate']:.0%}  ({row['failed_runs']:,} of {row['terminal_runs']:,})"
-        axes.text(row["failure_rate"] + limit * 0.01, position, label, va="center", fontsize=8.5,
-                  color=COLOURS["text"], bbox={"facecolor": "white", "edgecolor": "none", "pad": 1}, zorder=3)
-    axes.set_yticks(list(positions), [_collection(row["collection_ref"]) for row in shown])
-    axes.set_xlim(0, limit * 1.3)
-    axes.xaxis.set_major_locator(MaxNLocator(nbins=6, steps=[1, 2, 5, 10]))
-    axes.xaxis.set_major_formatter(PercentFormatter(1.0))
-    _style(axes, "x")
-    return _Section("Failure rate per collection", caption, _svg(figure))
+    limit = min(1.0, max(0.05, shown[0]["failure_rate"], overall_rate or 0) * 1.12)
+    chart = _hbars(
+        [_collection(row["collection_ref"]) for row in shown],
+        [[(row["failure_rate"], COLOURS["failed"])] for row in shown],
+        [f"{row['failure_rate']:.0%}  ({row['failed_runs']:,} of {row['terminal_runs']:,})" for row in shown],
+        minimum_top=limit * 1.3,
+        tick_label=lambda tick, step: f"{tick * 100:.{_decimals(step * 100)}f}%",
+        label="Failure rate per collection",
+        reference=None if overall_rate is None else (overall_rate, f"overall {_rate(overall_rate)}"),
+    )
+    return _Section("Failure rate per collection", caption, chart)
 
 
 def _duration_section(collections: list[dict]) -> _Section:
     timed = [row for row in collections if row["p95_duration_seconds"] is not None]
     timed.sort(key=lambda row: (-row["p95_duration_seconds"], _collection(row["collection_ref"])))
-    shown = timed[:TOP_COLLECTIONS][::-1]
+    shown = timed[:TOP_COLLECTIONS]
     caption = (
         f"duration of terminal runs (modified − created): median (p50, dark) and 95th percentile (p95, light), "
         f"the {len(shown)} slowest of {len(timed)} collections by p95"
@@ -286,62 +427,133 @@ def _duration_section(collections: list[dict]) -> _Section:
     if not shown:
         return _Section("Duration per collection", caption, _empty("No terminal run has a duration yet."))
     divisor, unit = _duration_unit(max(row["p95_duration_seconds"] for row in shown))
-    figure = _figure(10, 1.1 + 0.32 * len(shown))
-    axes = figure.subplots()
-    positions = list(range(len(shown)))
-    p95 = [row["p95_duration_seconds"] / divisor for row in shown]
-    p50 = [row["p50_duration_seconds"] / divisor for row in shown]
-    top = max(p95) or 1.0
-    axes.barh(positions, p95, color=COLOURS["p95"], height=0.62, label="p95")
-    axes.barh(positions, p50, color=COLOURS["p50"], height=0.62, label="p50")
-    for position, row, width in zip(positions, shown, p95):
-        label = f"p50 {_duration(row['p50_duration_seconds'])} · p95 {_duration(row['p95_duration_seconds'])}"
-        axes.text(width + top * 0.01, position, label, va="center", fontsize=8.5, color=COLOURS["text"])
-    axes.set_yticks(positions, [_collection(row["collection_ref"]) for row in shown])
-    axes.set_xlim(0, top * 1.32)
-    axes.set_xlabel(unit, color=COLOURS["muted"])
-    axes.legend(loc="lower right", frameon=False, fontsize=8.5)
-    _style(axes, "x")
-    return _Section("Duration per collection", caption, _svg(figure))
+    top = shown[0]["p95_duration_seconds"] / divisor or 1.0
+    chart = _hbars(
+        [_collection(row["collection_ref"]) for row in shown],
+        [
+            [
+                (row["p95_duration_seconds"] / divisor, COLOURS["p95"]),
+                (row["p50_duration_seconds"] / divisor, COLOURS["p50"]),
+            ]
+            for row in shown
+        ],
+        [
+            f"p50 {_duration(row['p50_duration_seconds'])} · p95 {_duration(row['p95_duration_seconds'])}"
+            for row in shown
+        ],
+        minimum_top=top * 1.32,
+        tick_label=lambda tick, step: f"{tick:,.{_decimals(step)}f}",
+        label="Duration per collection",
+        axis_title=unit,
+        legend=[("box", COLOURS["p50"], "p50"), ("box", COLOURS["p95"], "p95")],
+    )
+    return _Section("Duration per collection", caption, chart)
+
+
+@dataclass(frozen=True)
+class _DayAxis:
+    """Whole UTC days from ``first`` to ``last`` across [left, right], padded half a day each side."""
+
+    first: date
+    last: date
+    left: float
+    right: float
+
+    @property
+    def slot(self) -> float:
+        return (self.right - self.left) / ((self.last - self.first).days + 1)
+
+    def x(self, day: date) -> float:
+        return self.left + ((day - self.first).days + 0.5) * self.slot
+
+    def ticks(self) -> list[tuple[date, str]]:
+        """Every day up to two weeks; Mondays up to 45 days; the 1st (as its month) and 15th up to 4 months;
+        months, then every 2nd, 3rd, 6th or 12th month beyond. The first month label and every January carry
+        the year."""
+        span = (self.last - self.first).days + 1
+        days = [self.first + timedelta(days=offset) for offset in range(span)]
+        if span <= 14:
+            return [(day, day.strftime("%b %d")) for day in days]
+        if span <= 45:
+            return [(day, day.strftime("%b %d")) for day in days if day.weekday() == 0]
+        if span <= 130:
+            chosen = [day for day in days if day.day in (1, 15)]
+        else:
+            every = next((months for limit, months in ((400, 1), (800, 2), (1200, 3), (2400, 6)) if span <= limit), 12)
+            chosen = [day for day in days if day.day == 1 and (day.month - 1) % every == 0]
+        ticks, dated = [], False
+        for day in chosen:
+            if day.day != 1:
+                ticks.append((day, str(day.day)))
+            elif not dated or day.month == 1:
+                ticks.append((day, day.strftime("%b %Y")))
+                dated = True
+            else:
+                ticks.append((day, day.strftime("%b")))
+        return ticks
+
+    def draw(self, bottom: float) -> list[str]:
+        return [_text(self.x(day), bottom + 14, label, text_anchor="middle") for day, label in self.ticks()]
 
 
 def _days_section(days: list[dict]) -> _Section:
     caption = "runs by the UTC day they were created, split by status now; the line is that day's failure rate"
     if not days:
         return _Section("Runs and failure rate per day", caption, _empty("No run has a creation date."))
-    figure = _figure(10, 3.6)
-    axes = figure.subplots()
-    labels = [day["day"] for day in days]
-    bottom = [0] * len(days)
-    for key, name in (
+    stacks = (
         ("completed_runs", "completed"),
         ("partially_completed_runs", "partially_completed"),
         ("failed_runs", "failed"),
         ("open_runs", "open"),
-    ):
-        values = [day[key] for day in days]
-        axes.bar(labels, values, bottom=bottom, color=COLOURS[name], width=0.8, label=name.replace("_", " "))
-        bottom = [below + value for below, value in zip(bottom, values)]
-    axes.set_ylabel("runs", color=COLOURS["muted"])
-    axes.yaxis.set_major_locator(MaxNLocator(integer=True))
-    _style(axes, "y")
-    rate_axes = axes.twinx()
-    rate_days = [(day["day"], day["failure_rate"]) for day in days if day["failure_rate"] is not None]
-    if rate_days:
-        rate_axes.plot(*zip(*rate_days), color=COLOURS["text"], marker="o", markersize=3.5, linewidth=1.4,
-                       label="failure rate")
-    rate_axes.set_ylim(0, 1)
-    rate_axes.yaxis.set_major_formatter(PercentFormatter(1.0))
-    rate_axes.set_ylabel("failure rate", color=COLOURS["muted"])
-    rate_axes.tick_params(colors=COLOURS["text"], labelsize=9, length=0)
-    for side in ("top", "left", "bottom", "right"):
-        rate_axes.spines[side].set_visible(False)
-    _date_axis(axes, labels)
-    handles, names = axes.get_legend_handles_labels()
-    rate_handles, rate_names = rate_axes.get_legend_handles_labels()
-    figure.legend(handles + rate_handles, names + rate_names, loc="outside upper center", ncols=5, frameon=False,
-                  fontsize=8.5)
-    return _Section("Runs and failure rate per day", caption, _svg(figure))
+    )
+    left, right, top, bottom = 62, WIDTH - 62, 34, 322
+    axis = _DayAxis(days[0]["day"], days[-1]["day"], left, right)
+    highest = max(day["runs"] for day in days)
+    ticks, _ = _ticks(highest * 1.05, bins=10, integer=True)
+    runs_top = max(highest * 1.05, ticks[-1])
+    y = lambda runs: bottom - (bottom - top) * runs / runs_top  # noqa: E731
+    rate_y = lambda rate: bottom - (bottom - top) * rate  # noqa: E731
+    parts = [_line(left, y(tick), right, y(tick), COLOURS["grid"]) for tick in ticks[1:]]
+    parts += [_line(left, top, left, bottom, COLOURS["grid"]), _line(left, bottom, right, bottom, COLOURS["grid"])]
+    # Bars a pixel or two wide touch, and stay sharp rather than blur into their neighbours.
+    narrow = axis.slot < 3
+    width = axis.slot if narrow else min(axis.slot * 0.8, 40)
+    parts.append('<g shape-rendering="crispEdges">' if narrow else "<g>")
+    for day in days:
+        x = axis.x(day["day"]) - width / 2
+        rects, below = [], 0
+        for key, name in stacks:
+            if day[key]:
+                rects.append(_rect(x, y(below + day[key]), width, y(below) - y(below + day[key]), COLOURS[name]))
+                below += day[key]
+        tooltip = (
+            f"{day['day']:%Y-%m-%d}: {day['runs']:,} runs, {day['completed_runs']:,} completed, "
+            f"{day['partially_completed_runs']:,} partially completed, {day['failed_runs']:,} failed, "
+            f"{day['open_runs']:,} open; failure rate {_rate(day['failure_rate'])}"
+        )
+        parts.append(f"<g><title>{html.escape(tooltip)}</title>{''.join(rects)}</g>")
+    parts.append("</g>")
+    rated = [(axis.x(day["day"]), rate_y(day["failure_rate"])) for day in days if day["failure_rate"] is not None]
+    if rated:
+        few = len(rated) <= 150
+        parts.append(_polyline(rated, COLOURS["text"], 1.4 if few else 1.0, markers=few))
+    parts += [_text(left - 8, y(tick), f"{tick:,.0f}", text_anchor="end") for tick in ticks]
+    parts += [_text(right + 8, rate_y(tick / 100), f"{tick}%") for tick in range(0, 101, 20)]
+    parts += axis.draw(bottom)
+    parts.append(_text(16, (top + bottom) / 2, "runs", fill=COLOURS["muted"], text_anchor="middle",
+                       transform=f"rotate(-90 16 {_n((top + bottom) / 2)})"))
+    parts.append(_text(WIDTH - 12, (top + bottom) / 2, "failure rate", fill=COLOURS["muted"], text_anchor="middle",
+                       transform=f"rotate(-90 {WIDTH - 12} {_n((top + bottom) / 2)})"))
+    legend = [("box", COLOURS[name], name.replace("_", " ")) for _, name in stacks]
+    parts += _legend(legend + [("line", COLOURS["text"], "failure rate")], (left + right) / 2, 12)
+    chart = _svg(bottom + 26, "Runs and failure rate per day", parts)
+    return _Section("Runs and failure rate per day", caption, chart)
+
+
+def _log_seconds(seconds: float) -> float:
+    """A symmetric-log scale, linear below a second: a day whose runs all finished within their creation second
+    has a p50 of 0, which a plain log scale cannot draw."""
+    return seconds if seconds < 1 else 1 + math.log10(seconds)
 
 
 def _day_durations_section(days: list[dict]) -> _Section:
@@ -352,25 +564,34 @@ def _day_durations_section(days: list[dict]) -> _Section:
     )
     if not timed:
         return _Section("Duration per day", caption, _empty("No terminal run has a duration yet."))
-    figure = _figure(10, 3.2)
-    axes = figure.subplots()
-    labels = [day["day"] for day in timed]
-    p50 = [day["p50_duration_seconds"] for day in timed]
-    p95 = [day["p95_duration_seconds"] for day in timed]
-    axes.fill_between(labels, p50, p95, color=COLOURS["p95"], alpha=0.45, linewidth=0)
-    axes.plot(labels, p95, color=COLOURS["p95"], marker="o", markersize=3.5, linewidth=1.4, label="p95")
-    axes.plot(labels, p50, color=COLOURS["p50"], marker="o", markersize=3.5, linewidth=1.6, label="p50")
-    # symlog rather than log: a day whose runs all finished within their creation second has a p50 of 0.
-    axes.set_yscale("symlog", linthresh=1)
-    top = max(p95)
-    axes.set_yticks([tick for tick in _DURATION_TICKS if tick <= top * 1.5] or [0, 1])
-    axes.yaxis.set_major_formatter(FuncFormatter(lambda seconds, _: _DURATION_TICKS.get(round(seconds), "")))
-    axes.yaxis.set_minor_locator(NullLocator())
-    axes.set_ylim(0, max(top * 1.6, 2))
-    _style(axes, "y")
-    _date_axis(axes, labels)
-    figure.legend(loc="outside upper center", ncols=2, frameon=False, fontsize=8.5)
-    return _Section("Duration per day", caption, _svg(figure))
+    left, right, top, bottom = 62, WIDTH - 12, 30, 286
+    axis = _DayAxis(days[0]["day"], days[-1]["day"], left, right)
+    highest = max(day["p95_duration_seconds"] for day in timed)
+    ticks = [tick for tick in _DURATION_TICKS if tick <= highest * 1.5]
+    ticks = ticks if len(ticks) > 1 else [0, 1]
+    scale_top = _log_seconds(max(highest * 1.6, 2))
+    y = lambda seconds: bottom - (bottom - top) * _log_seconds(max(seconds, 0)) / scale_top  # noqa: E731
+    p50 = [(axis.x(day["day"]), y(day["p50_duration_seconds"])) for day in timed]
+    p95 = [(axis.x(day["day"]), y(day["p95_duration_seconds"])) for day in timed]
+    parts = [_line(left, y(tick), right, y(tick), COLOURS["grid"]) for tick in ticks[1:]]
+    parts += [_line(left, top, left, bottom, COLOURS["grid"]), _line(left, bottom, right, bottom, COLOURS["grid"])]
+    band = " ".join(f"{_n(x)},{_n(y)}" for x, y in p95 + p50[::-1])
+    parts.append(f'<polygon points="{band}" fill="{COLOURS["p95"]}" fill-opacity="0.45"/>')
+    markers = len(timed) <= 150
+    parts += [_polyline(p95, COLOURS["p95"], 1.4, markers), _polyline(p50, COLOURS["p50"], 1.6, markers)]
+    parts += [_text(left - 8, y(tick), _DURATION_TICKS[tick], text_anchor="end") for tick in ticks]
+    parts += axis.draw(bottom)
+    parts += _legend([("line", COLOURS["p95"], "p95"), ("line", COLOURS["p50"], "p50")], (left + right) / 2, 10)
+    return _Section("Duration per day", caption, _svg(bottom + 26, "Duration per day", parts))
+
+
+def _red(rate: float) -> str:
+    """The colour of a failure rate (0 to 1) on matplotlib's "Reds" scale."""
+    position = min(max(rate, 0.0), 1.0) * (len(REDS) - 1)
+    index = min(int(position), len(REDS) - 2)
+    share = position - index
+    low, high = REDS[index], REDS[index + 1]
+    return "#" + "".join(f"{round(a + (b - a) * share):02x}" for a, b in zip(low, high))
 
 
 def _heatmap_section(cells: list[dict]) -> _Section:
@@ -385,42 +606,60 @@ def _heatmap_section(cells: list[dict]) -> _Section:
     for cell in cells:
         totals[cell["collection_ref"]] = totals.get(cell["collection_ref"], 0) + cell["terminal_runs"]
     collections = sorted(totals, key=lambda name: (-totals[name], _collection(name)))
-    grid = [[float("nan")] * len(days) for _ in collections]
+    row_of = {name: index for index, name in enumerate(collections)}
+    column_of = {day: index for index, day in enumerate(days)}
+    grid: list[list[float | None]] = [[None] * len(days) for _ in collections]
     for cell in cells:
-        if cell["failure_rate"] is not None:
-            grid[collections.index(cell["collection_ref"])][days.index(cell["day"])] = cell["failure_rate"]
-    colour_map = matplotlib.colormaps["Reds"].with_extremes(bad="#eef0f2")
-    figure = _figure(10, 1.2 + 0.34 * len(collections))
-    axes = figure.subplots()
-    image = axes.imshow(grid, aspect="auto", cmap=colour_map, vmin=0, vmax=1, interpolation="nearest")
-    axes.set_yticks(range(len(collections)), [_collection(name) for name in collections])
-    step = max(1, -(-len(days) // 9))
-    axes.set_xticks(range(0, len(days), step), [days[index].strftime("%b %d") for index in range(0, len(days), step)])
+        grid[row_of[cell["collection_ref"]]][column_of[cell["day"]]] = cell["failure_rate"]
+    names = [_collection(name) for name in collections]
+    left = 12 + min(MAX_NAME_WIDTH, max(_text_width(name) for name in names)) + 10
+    right, top, row = WIDTH - 96, 6, 34
+    bottom = top + row * len(collections)
+    column = (right - left) / len(days)
+    parts = [_rect(left, top, right - left, bottom - top, NO_RATE), '<g shape-rendering="crispEdges">']
+    for row_index, rates in enumerate(grid):
+        # Neighbouring cells of one colour are one rectangle: a quiet collection is a few long runs of "0%".
+        colours = [None if rate is None else _red(rate) for rate in rates]
+        start = 0
+        for index in range(1, len(colours) + 1):
+            if index == len(colours) or colours[index] != colours[start]:
+                if colours[start] is not None:
+                    parts.append(_rect(left + start * column, top + row_index * row, (index - start) * column, row,
+                                       colours[start]))
+                start = index
+    parts.append("</g>")
     if len(days) <= 16:
-        for row_index, row in enumerate(grid):
-            for column_index, value in enumerate(row):
-                if value == value:
-                    axes.text(column_index, row_index, f"{value:.0%}", ha="center", va="center", fontsize=7.5,
-                              color="white" if value > 0.55 else COLOURS["text"])
-    axes.tick_params(labelsize=9, length=0, colors=COLOURS["text"])
-    for spine in axes.spines.values():
-        spine.set_visible(False)
-    colour_bar = figure.colorbar(image, ax=axes, shrink=0.8, format=PercentFormatter(1.0))
-    colour_bar.outline.set_visible(False)
-    colour_bar.ax.tick_params(labelsize=8, length=0)
-    return _Section("Failure rate by collection and day", caption, _svg(figure))
-
-
-def _date_axis(axes: Any, days: list[date]) -> None:
-    """Whole days on the axis, padded half a day each side, so a single day does not turn into hours."""
-    axes.set_xlim(mdates.date2num(min(days)) - 0.5, mdates.date2num(max(days)) + 0.5)
-    if len(days) <= 14 and (max(days) - min(days)).days <= 14:
-        axes.xaxis.set_major_locator(mdates.DayLocator())
-        axes.xaxis.set_major_formatter(mdates.DateFormatter("%b %d"))
-        return
-    locator = mdates.AutoDateLocator(minticks=4, maxticks=12)
-    axes.xaxis.set_major_locator(locator)
-    axes.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+        for row_index, rates in enumerate(grid):
+            for column_index, rate in enumerate(rates):
+                if rate is not None:
+                    parts.append(_text(left + (column_index + 0.5) * column, top + (row_index + 0.5) * row,
+                                       f"{rate:.0%}", font_size=11, text_anchor="middle",
+                                       fill="white" if rate > 0.55 else COLOURS["text"]))
+    for index, name in enumerate(names):
+        shown = _fit(name, MAX_NAME_WIDTH)
+        parts.append(_text(left - 8, top + row * (index + 0.5), shown, tooltip=name if shown != name else None,
+                           text_anchor="end"))
+    label = "%b %d" if (days[-1] - days[0]).days < 365 else "%b %Y"
+    # At most 9 labels, and never closer than their width.
+    step = max(1, -(-len(days) // 9), math.ceil((_text_width("May 2025") + 12) / column))
+    parts += [_text(left + (index + 0.5) * column, bottom + 14, days[index].strftime(label), text_anchor="middle")
+              for index in range(0, len(days), step)]
+    # The colour bar, 0% at the bottom: 80% of the height, all of it for a row or two, ticks at least 14 apart.
+    bar_height = (bottom - top) * (0.8 if len(collections) > 3 else 1.0)
+    bar_top = top + (bottom - top - bar_height) / 2
+    tick_step = next(step for step in (20, 25, 50, 100) if bar_height * step / 100 >= 14)
+    stops = "".join(
+        f'<stop offset="{index / (len(REDS) - 1):.3f}" stop-color="{_red(index / (len(REDS) - 1))}"/>'
+        for index in range(len(REDS))
+    )
+    parts.append(
+        f'<defs><linearGradient id="unpod-runs-reds" x1="0" y1="1" x2="0" y2="0">{stops}</linearGradient></defs>'
+    )
+    parts.append(_rect(right + 30, bar_top, 14, bar_height, "url(#unpod-runs-reds)"))
+    parts += [_text(right + 50, bar_top + bar_height * (1 - tick / 100), f"{tick}%", font_size=11)
+              for tick in range(0, 101, tick_step)]
+    chart = _svg(bottom + 26, "Failure rate by collection and day", parts)
+    return _Section("Failure rate by collection and day", caption, chart)
 
 
 # ---- tables and page ---------------------------------------------------------------------------------------------
