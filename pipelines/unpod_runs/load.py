@@ -246,11 +246,15 @@ def _mark_deleted(con: duckdb.DuckDBPyConnection, load_id: str, tokens: list[str
 
 
 def _record_spaces(con: duckdb.DuckDBPyConnection, report: ExtractReport, at: datetime) -> None:
-    for token, result in report.results.items():
-        history.record_space_success(
-            con, token, at, result.cursor.count, len(result.cursor.open_runs),
-            "full" if result.full_pass else "incremental", result.pages_read,
-        )
+    history.record_space_successes(
+        con,
+        at,
+        [
+            (token, result.cursor.count, len(result.cursor.open_runs), "full" if result.full_pass else "incremental",
+             result.pages_read)
+            for token, result in report.results.items()
+        ],
+    )
     for token, error in report.failures.items():
         history.record_space_failure(con, token, at, error)
 
