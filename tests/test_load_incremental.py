@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+import shutil
 
 import duckdb
 
@@ -12,6 +13,7 @@ from unpod_runs.incremental import aligned_blocks
 from unpod_runs.load import run_load
 from unpod_runs.sandbox.server import FaultPlan, SandboxServer
 from unpod_runs.sandbox.world import World
+from unpod_runs.workspace import Workspace
 
 PAGE_SIZE = 10
 TERMINAL = ("completed", "failed", "partially_completed")
@@ -214,4 +216,21 @@ def test_open_run_found_after_deletions_move_it(load_env: LoadEnv):
     run_load(load_env.db)
 
     assert stored_runs(load_env.db)[listing[open_index]["run_id"]]["status"] == "failed"
+    assert_matches_truth(load_env.db, world)
+
+
+def test_lost_working_copy_is_rebuilt_from_the_published_file_without_losing_a_night(load_env: LoadEnv):
+    world = load_env.world
+    run_load(load_env.db)
+    night_one = load_env.db.read_bytes()
+    world.advance(hours=24, seed=31)
+    run_load(load_env.db)
+    # The working copy is lost and the published file is a night behind dlt's local state.
+    shutil.rmtree(Workspace.for_db(load_env.db).work_dir)
+    load_env.db.write_bytes(night_one)
+    world.advance(hours=24, seed=32)
+
+    summary = run_load(load_env.db)
+
+    assert summary.exit_code == 0
     assert_matches_truth(load_env.db, world)

@@ -113,7 +113,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     try:
         with LoadLock(args.db):
             workspace = Workspace.for_db(args.db)
-            if workspace.prepare():
+            if workspace.prepare() == "new":
                 return _fail(f"no database at {args.db}: run `unpod-runs load` first", 1)
             with duckdb.connect(str(workspace.work_db)) as con:
                 problems = build_analytics(con, None)

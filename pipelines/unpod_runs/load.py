@@ -16,7 +16,7 @@ from . import history
 from .client import AuthError, ConfigError, RequestStats, UnpodClient, UnpodError, check_base_url
 from .config import UnpodSettings, load_settings
 from .source import ExtractReport, SpaceTarget, unpod
-from .workspace import LoadLock, LockBusy, Workspace
+from .workspace import LoadLock, Workspace
 
 log = logging.getLogger(__name__)
 
@@ -157,14 +157,15 @@ def build_analytics(con: duckdb.DuckDBPyConnection, report_path: Path | None) ->
 def _open_pipeline(workspace: Workspace) -> dlt.Pipeline:
     # Arrow tables get no _dlt_load_id unless asked: the full scan needs it to tell listed runs from unlisted.
     dlt.config["normalize.parquet_normalizer.add_dlt_load_id"] = True
-    fresh = workspace.prepare()
+    working_copy = workspace.prepare()
     pipeline = dlt.pipeline(
         pipeline_name=workspace.pipeline_name,
         destination=dlt.destinations.duckdb(str(workspace.work_db)),
         dataset_name="unpod",
     )
-    if fresh:
-        # Nothing to start from: local state left by an older database of the same path would skip its runs.
+    if working_copy != "existing":
+        # dlt's local state may be ahead of a database rebuilt from the published copy (or from nothing):
+        # drop it, and dlt restores the state stored in the database itself, which matches its runs.
         pipeline = pipeline.drop()
     return pipeline
 

@@ -80,18 +80,18 @@ class Workspace:
         digest = hashlib.sha1(str(self.published).encode()).hexdigest()[:10]
         return f"unpod_runs_{digest}"
 
-    def prepare(self) -> bool:
-        """Make sure the working copy exists; True when there was nothing at all to start from."""
+    def prepare(self) -> str:
+        """Make sure the working copy exists: "existing", "seeded" from the published file, or "new"."""
         self.work_dir.mkdir(parents=True, exist_ok=True)
         for leftover in self.published.parent.glob(f".{self.published.name}.publish-*"):
             leftover.unlink(missing_ok=True)
         if self.work_db.exists():
-            return False
+            return "existing"
         if self.published.exists():
             log.info("event=workspace_seeded from=%s", self.published)
             _copy_durably(self.published, self.work_db)
-            return False
-        return True
+            return "seeded"
+        return "new"
 
     def publish(self) -> None:
         """Replace the published file with the working copy in one atomic rename."""
