@@ -34,10 +34,12 @@ def test_first_load_of_empty_single_exact_and_many_page_spaces(load_env: LoadEnv
     assert summary.exit_code == 0, summary.render()
     assert_matches_truth(load_env.db, world)
     assert len(stored_runs(load_env.db)) == len(world.truth())
-    runs_requests = {token: load_env.server.count("runs", space=token) for token in [*tokens, exact, many]}
-    for token, requested in runs_requests.items():
+    for token in [*tokens, exact, many]:
         # Every page once, and no empty page past an exact multiple: the live count says where the end is.
-        assert requested == pages(len(world.runs(token))), (token, requested)
+        # Adjacent pages after the first are read in wider windows, so there are fewer requests than pages.
+        assert _runs_asked_for(load_env.server, token) == pages(len(world.runs(token))) * PAGE_SIZE, token
+        assert load_env.server.count("runs", space=token) <= pages(len(world.runs(token))), token
+    assert load_env.server.count("runs", space=many) <= 8
 
 
 def test_unchanged_world_costs_one_request_per_space(load_env: LoadEnv):
@@ -60,6 +62,7 @@ def test_unchanged_world_costs_one_request_per_space(load_env: LoadEnv):
 def test_night_of_new_runs_and_status_changes(load_env: LoadEnv):
     world = load_env.world
     run_load(load_env.db)
+    before = stored_runs(load_env.db)
     big = max(world.space_tokens(), key=lambda token: len(world.runs(token)))
     open_runs = [run["run_id"] for run in world.runs(big) if run["status"] not in TERMINAL]
     assert len(open_runs) >= 2, "the fixture world needs open runs"
@@ -77,6 +80,16 @@ def test_night_of_new_runs_and_status_changes(load_env: LoadEnv):
     assert stored[open_runs[1]]["status"] == "failed"
     assert set(new_ids) <= set(stored)
     assert summary.runs_new == 13
+    # Only what could have changed was written again: new runs, and runs that were open.
+    with duckdb.connect(str(load_env.db), read_only=True) as con:
+        rewritten = {row[0] for row in con.execute(
+            "select run_id from unpod.runs where space_token = ? "
+            "and _dlt_load_id = (select max(_dlt_load_id) from unpod.runs)", [big]
+        ).fetchall()}
+    was_open = {run_id for run_id, row in before.items() if row["status"] not in TERMINAL}
+    top_pages = {run["run_id"] for run in world.runs(big)[: PAGE_SIZE * (pages(13) + 1)]}
+    assert set(new_ids) <= rewritten <= was_open | top_pages
+    assert len(rewritten) < len(world.runs(big)) / 2
     budget = pages(13) + len(open_pages) + 1
     assert load_env.server.count("runs", space=big) <= budget
     assert _runs_asked_for(load_env.server, big) <= budget * PAGE_SIZE

@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 TOP_IDS_KEPT = 50
 MAX_PASSES = 3
-MAX_PAGES_PER_REQUEST = 16
+MAX_RUNS_PER_REQUEST = 10_000  # the API has no maximum page size; a window of adjacent pages stays below this
 
 
 @dataclass
@@ -104,6 +104,7 @@ class SpaceReader:
     ) -> None:
         if page_size < 1:
             raise ValueError("page_size must be at least 1")
+        self.max_pages_per_request = max(1, MAX_RUNS_PER_REQUEST // page_size)
         self.client = client
         self.space_token = space_token
         self.cursor = cursor
@@ -149,8 +150,12 @@ class SpaceReader:
             self._read_top(boundary_ids=previous_top, newest=None, known_count=None)
         return self._result()
 
-    def _fetch(self, page: int, page_size: int | None = None) -> tuple[RunsPage, ParsedPage]:
-        """One request; ``page_size`` may be a multiple of the configured one, to read adjacent pages at once."""
+    def _fetch(self, page: int, page_size: int | None = None, only_open: bool = False) -> tuple[RunsPage, ParsedPage]:
+        """One request; ``page_size`` may be a multiple of the configured one, to read adjacent pages at once.
+
+        With ``only_open``, the page was read for the runs open at the last load: only those (and any run open
+        now) go on to be loaded. Its other runs were terminal and loaded then, and terminal runs do not change.
+        """
         page_size = page_size or self.page_size
         response = self.client.runs_page(self.space_token, page, page_size)
         self.pages_read += 1
@@ -163,6 +168,8 @@ class SpaceReader:
             self._remember(parsed, response.count, offset)
         elif offset == 0:
             self.top_ids = []
+        if only_open:
+            parsed = _only_open(parsed, self.previous_open_ids)
         self.rejected += len(parsed.rejected)
         self.emit(PageBatch(self.space_token, page, parsed))
         return response, parsed
@@ -192,11 +199,17 @@ class SpaceReader:
         return len(response.items) < self.page_size or response.page * self.page_size >= response.count
 
     def _read_all_pages(self) -> None:
-        page = 1
-        while True:
+        """Page 1 gives the count; the rest is read in windows of adjacent pages, then on to the end."""
+        response, _ = self._fetch(1)
+        if self._is_last_page(response):
+            return
+        last_page = -(-response.count // self.page_size)
+        for page, pages in aligned_blocks(list(range(2, last_page + 1)), self.max_pages_per_request):
+            response, _ = self._fetch(page, pages * self.page_size)
+        # Runs created meanwhile pushed the oldest ones further down: follow them to the end of the list.
+        page = last_page + 1
+        while len(response.items) and (page - 1) * self.page_size < response.count:
             response, _ = self._fetch(page)
-            if self._is_last_page(response):
-                return
             page += 1
 
     def _read_top(self, boundary_ids: set[str], newest: datetime | None, known_count: int | None) -> None:
@@ -238,8 +251,9 @@ class SpaceReader:
                 page = max(1, (count - 1 - int(info[0])) // self.page_size + 1) + spread
                 if page >= 1 and (page - 1) * self.page_size < max(count, 1):
                     wanted.setdefault(page, []).append(run_id)
-            for page, pages in aligned_blocks(sorted(set(wanted) - self.pages_read_this_pass), MAX_PAGES_PER_REQUEST):
-                self._fetch(page, pages * self.page_size)
+            needed = sorted(set(wanted) - self.pages_read_this_pass)
+            for page, pages in aligned_blocks(needed, self.max_pages_per_request):
+                self._fetch(page, pages * self.page_size, only_open=True)
             pending = {run_id: info for run_id, info in pending.items() if run_id not in self.previous_open_seen}
         if pending:
             self.missing = sorted(pending)
@@ -307,6 +321,14 @@ def aligned_blocks(pages: list[int], max_pages: int) -> list[tuple[int, int]]:
             start += size
             length -= size
     return blocks
+
+
+def _only_open(parsed: ParsedPage, previous_open_ids: pa.Array) -> ParsedPage:
+    if parsed.table is None:
+        return ParsedPage(None, parsed.positions, [])
+    keep = pc.or_(pc.is_in(parsed.table["run_id"], value_set=previous_open_ids), open_mask(parsed.table))
+    table = parsed.table.filter(keep)
+    return ParsedPage(table if table.num_rows else None, parsed.positions.filter(keep), [])
 
 
 def _parse_iso(value: str | None) -> datetime | None:

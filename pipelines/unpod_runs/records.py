@@ -133,6 +133,11 @@ def _parse_columns(space_token: str, page: int, items: list[Any], seen_at: datet
 
 def _timestamps(raw: pa.Array, items: list[dict], name: str, reasons: dict[int, str]) -> pa.Array:
     """Parse the API's own format in bulk; anything else (``Z``, offsets, fractions, garbage) one by one."""
+    try:
+        # Arrow's cast is strict (no Feb 30, no trailing zone) and accepts only what fromisoformat accepts too.
+        return raw.cast(pa.timestamp("s")).cast(TIMESTAMP)
+    except pa.ArrowInvalid:
+        pass
     naive = pc.strptime(raw, format=API_TIMESTAMP_FORMAT, unit="s", error_is_null=True)
     # strptime rolls impossible dates over (Feb 30 -> Mar 2): only a value that formats back to itself is taken.
     exact = pc.fill_null(pc.equal(pc.strftime(naive, format=API_TIMESTAMP_FORMAT), raw), False)

@@ -199,7 +199,8 @@ def _read_spaces(
 
     pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="unpod-space")
     try:
-        for target in targets:
+        # Biggest spaces first (as far as the last load knew them): the longest read sets the night's length.
+        for target in sorted(targets, key=lambda target: -(cursors[target.token].count if cursors[target.token] else 0)):
             pool.submit(work, target)
         remaining = len(targets)
         pages = runs = 0
