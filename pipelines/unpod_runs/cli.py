@@ -173,5 +173,17 @@ def _configure_logging(verbose: bool) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+def run() -> None:
+    """The console entry point: exit without tearing down every imported module (a fifth of a second).
+
+    Everything the command wrote is closed by then; only the standard streams and logging need a flush.
+    """
+    code = main()
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()
