@@ -42,6 +42,13 @@ def test_bad_items_are_rejected_with_reason_and_the_rest_of_the_page_loads(load_
     good = {run_id for run_id in world.truth() if run_id not in (bad_created, bad_modified)}
     assert good <= set(stored)
 
+    again = run_load(load_env.db)
+
+    # Still bad, still on page 1: the load says so again, but the items are not stored twice.
+    assert again.exit_code == 1 and again.runs_rejected == 3
+    with duckdb.connect(str(load_env.db), read_only=True) as con:
+        assert con.execute("select count(*), count(distinct item_key) from unpod.runs_rejected").fetchone() == (3, 3)
+
 
 def test_timestamp_variants_are_stored_as_utc(load_env: LoadEnv):
     world = load_env.world

@@ -9,6 +9,7 @@ Pages are converted column by column with Arrow (a few microseconds a run); only
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -191,12 +192,15 @@ def _parse_item(space_token: str, item: Any) -> dict:
 
 
 def _rejected_row(space_token: str, page: int, position: int, item: Any, reason: str, seen_at: datetime) -> dict:
+    raw_item = orjson.dumps(item, option=orjson.OPT_SORT_KEYS).decode()
     return {
+        # The same bad item read again on a later night is one row, last seen then, not a new one.
+        "item_key": hashlib.sha256(f"{space_token}\n{raw_item}".encode()).hexdigest()[:32],
         "space_token": space_token,
         "page": page,
         "position": position,
         "reason": reason,
-        "raw_item": orjson.dumps(item).decode(),
+        "raw_item": raw_item,
         "seen_at": seen_at,
     }
 

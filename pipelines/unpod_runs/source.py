@@ -45,12 +45,13 @@ RUN_COLUMNS = {
     "deleted_at": {"data_type": "timestamp"},
 }
 REJECTED_COLUMNS = {
+    "item_key": {"data_type": "text", "nullable": False},
     "space_token": {"data_type": "text"},
     "page": {"data_type": "bigint"},
     "position": {"data_type": "bigint"},
     "reason": {"data_type": "text"},
     "raw_item": {"data_type": "text"},
-    "seen_at": {"data_type": "timestamp"},
+    "seen_at": {"data_type": "timestamp", "dedup_sort": "desc"},
 }
 
 SPACE_COLUMNS = {
@@ -138,7 +139,10 @@ def unpod(
         if chunk.runs:
             yield pa.concat_tables(chunk.runs)
 
-    @dlt.transformer(data_from=space_pages, name="runs_rejected", write_disposition="append", columns=REJECTED_COLUMNS)
+    @dlt.transformer(
+        data_from=space_pages, name="runs_rejected", primary_key="item_key", write_disposition=MERGE,
+        columns=REJECTED_COLUMNS,
+    )
     def runs_rejected(chunk: Chunk) -> Iterator[Any]:
         if chunk.rejected:
             yield chunk.rejected
@@ -162,7 +166,7 @@ def _read_spaces(
     """Read spaces on a bounded pool of threads, yielding their pages in the extract thread."""
     state = dlt.current.source_state().setdefault("spaces", {})
     cursors = {target.token: SpaceCursor.from_state(state.get(target.token)) for target in targets}
-    messages: queue.Queue = queue.Queue(maxsize=max(4, workers * 4))
+    messages: queue.Queue = queue.Queue(maxsize=max(4, workers * 2))
     cancelled = threading.Event()
 
     def put(message: tuple) -> None:
