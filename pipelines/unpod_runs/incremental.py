@@ -225,17 +225,14 @@ class SpaceReader:
         while True:
             response, parsed = self._fetch(page)
             read += len(response.items)
-            expected_new = response.count - known_count if known_count is not None else None
-            known = parsed.table is not None and (
-                pc.any(pc.is_in(parsed.table["run_id"], value_set=boundary)).as_py()
-                or (
-                    newest is not None
-                    and expected_new is not None
-                    and read >= expected_new
-                    and bool(pc.any(pc.less(parsed.table["created"], pa.scalar(newest, parsed.table["created"].type))).as_py())
-                )
-            )
-            if known or self._is_last_page(response):
+            if parsed.table is not None:
+                if pc.any(pc.is_in(parsed.table["run_id"], value_set=boundary)).as_py():
+                    return
+                if newest is not None and known_count is not None and read >= response.count - known_count:
+                    created = parsed.table["created"]
+                    if pc.any(pc.less(created, pa.scalar(newest, created.type))).as_py():
+                        return
+            if self._is_last_page(response):
                 return
             page += 1
 
@@ -246,12 +243,8 @@ class SpaceReader:
             if not pending:
                 return
             count = self.counts[-1]
-            wanted: dict[int, list[str]] = {}
-            for run_id, info in pending.items():
-                page = max(1, (count - 1 - int(info[0])) // self.page_size + 1) + spread
-                if page >= 1 and (page - 1) * self.page_size < max(count, 1):
-                    wanted.setdefault(page, []).append(run_id)
-            needed = sorted(set(wanted) - self.pages_read_this_pass)
+            wanted = {max(1, (count - 1 - int(rank)) // self.page_size + 1) + spread for rank, *_ in pending.values()}
+            needed = sorted(page for page in wanted - self.pages_read_this_pass if 1 <= page and (page - 1) * self.page_size < count)
             for page, pages in aligned_blocks(needed, self.max_pages_per_request):
                 self._fetch(page, pages * self.page_size, only_open=True)
             pending = {run_id: info for run_id, info in pending.items() if run_id not in self.previous_open_seen}
