@@ -48,6 +48,7 @@ def test_killed_load_loses_nothing_and_next_load_completes_it(job, phase):
     assert code == 0, stderr
     world.advance(hours=24, seed=2)
 
+    server.latency_ms = 150  # long enough an extraction to be killed in the middle of it
     process = unpod_runs(env, "load", "--db", str(db))
     for line in process.stderr:
         if f"event=phase name={phase}" in line:
@@ -62,6 +63,10 @@ def test_killed_load_loses_nothing_and_next_load_completes_it(job, phase):
     code, stdout, stderr = finish(unpod_runs(env, "load", "--db", str(db)))
 
     assert code == 0, stderr
+    if phase in ("normalize", "load"):
+        # The killed night's package was completed first, then tonight was extracted as well.
+        assert "event=resume_interrupted_load" in stderr
+        assert stderr.index("event=resume_interrupted_load") < stderr.index("event=phase name=extract")
     assert_matches_truth(db, world)
     with duckdb.connect(str(db), read_only=True) as con:
         assert con.execute("select count(*) = count(distinct run_id) from unpod.runs").fetchone()[0]
@@ -85,6 +90,7 @@ def test_reader_holding_the_database_open_never_fails_the_load(job):
 
 def test_second_load_while_one_runs_exits_3(job):
     world, server, env, db = job
+    server.latency_ms = 1000  # the first load holds the lock for seconds
     first = unpod_runs(env, "load", "--db", str(db))
     for line in first.stderr:
         if "event=phase name=extract" in line:
