@@ -15,6 +15,8 @@ from typing import Any, Iterable
 
 import duckdb
 
+from unpod_runs import history
+
 TERMINAL = {"completed", "failed", "partially_completed"}
 
 # No constraints, as dlt creates it: the data checks must see a NULL or repeated run_id to be tested.
@@ -52,24 +54,6 @@ create table unpod.spaces (
 )
 """
 
-LOAD_HISTORY_DDL = """
-create table unpod.load_history (
-    load_id varchar,
-    started_at timestamptz,
-    finished_at timestamptz,
-    outcome varchar,
-    full_scan boolean,
-    spaces_ok integer,
-    spaces_failed integer,
-    failed_spaces varchar,
-    runs_new bigint,
-    runs_updated bigint,
-    runs_rejected bigint,
-    requests bigint,
-    retries bigint,
-    duration_seconds double
-)
-"""
 
 
 def utc(text: str) -> datetime:
@@ -158,7 +142,7 @@ def add_spaces(con: duckdb.DuckDBPyConnection, spaces: Iterable[dict[str, Any]])
 
 
 def add_load_history(con: duckdb.DuckDBPyConnection, loads: Iterable[dict[str, Any]]) -> None:
-    con.execute(LOAD_HISTORY_DDL)
+    con.execute(history.CREATE_LOAD_HISTORY)  # the loader's own table, as it creates it
     for load in loads:
         columns = ", ".join(load)
         placeholders = ", ".join("?" for _ in load)
