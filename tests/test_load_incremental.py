@@ -13,6 +13,7 @@ from unpod_runs.incremental import aligned_blocks
 from unpod_runs.load import run_load
 from unpod_runs.sandbox.server import FaultPlan, SandboxServer
 from unpod_runs.sandbox.world import World
+from unpod_runs.status import render_status
 from unpod_runs.workspace import Workspace
 
 PAGE_SIZE = 10
@@ -247,3 +248,17 @@ def test_lost_working_copy_is_rebuilt_from_the_published_file_without_losing_a_n
 
     assert summary.exit_code == 0
     assert_matches_truth(load_env.db, world)
+
+
+def test_an_organization_whose_spaces_are_all_empty_loads_cleanly(tmp_path, monkeypatch):
+    world = World(seed=6, spaces=2, runs=[0, 0])
+    with SandboxServer(world) as server:
+        db = _env(tmp_path, monkeypatch, world, server)
+        first = run_load(db)
+        assert first.exit_code == 0 and first.check_problems == ""
+        assert "0 stored" in first.render()
+        assert render_status(db).count("never") == 2  # no run created or modified yet
+        world.add_runs(world.space_tokens()[0], n=3)
+        second = run_load(db)
+    assert second.exit_code == 0 and second.runs_new == 3
+    assert_matches_truth(db, world)

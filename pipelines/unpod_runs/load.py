@@ -135,6 +135,11 @@ def build_analytics(con: duckdb.DuckDBPyConnection, report_path: Path | None) ->
     from .models import ModelBuildError, build_models
 
     history.ensure_tables(con)
+    if not con.execute(
+        "select count(*) from information_schema.tables where table_schema = 'unpod' and table_name = 'runs'"
+    ).fetchone()[0]:
+        log.info("event=models_skipped reason=%r", "no run loaded yet: the models are built once a space has runs")
+        return ""
     try:
         build_models(con)
     except (ModelBuildError, ValueError) as exc:

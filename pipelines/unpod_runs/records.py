@@ -50,10 +50,6 @@ class ParsedPage:
     positions: pa.Array
     rejected: list[dict]
 
-    @property
-    def run_ids(self) -> pa.ChunkedArray:
-        return self.table["run_id"]
-
 
 class _SlowPath(Exception):
     """An item whose types Arrow will not take as they are: convert the page item by item."""
@@ -69,10 +65,6 @@ def parse_timestamp(value: Any) -> datetime | None:
     if parsed.tzinfo is None:
         return parsed.replace(tzinfo=timezone.utc)
     return parsed.astimezone(timezone.utc)
-
-
-def is_open(status: str | None) -> bool:
-    return status not in TERMINAL_STATUSES
 
 
 def open_mask(table: pa.Table) -> pa.ChunkedArray:

@@ -6,6 +6,11 @@ from pathlib import Path
 
 import duckdb
 
+# Before the first run is loaded (an organization whose spaces are all empty), dlt has not created unpod.runs.
+NO_RUNS = (
+    "(select null::varchar as space_token, null::varchar as status, null::timestamptz as created, "
+    "null::timestamptz as modified, null::timestamptz as deleted_at where false)"
+)
 SPACES_QUERY = """
 with stored as (
     select
@@ -14,7 +19,7 @@ with stored as (
         count(*) filter (where coalesce(status, '') not in ('completed', 'failed', 'partially_completed')
                          and deleted_at is null) as open_runs,
         max(modified) as newest_modified
-    from unpod.runs
+    from {runs}
     group by space_token
 )
 select
@@ -38,11 +43,15 @@ def render_status(db_path: Path) -> str:
     """A screen of text: one line per space, then the database's freshness."""
     with duckdb.connect(str(db_path), read_only=True) as con:
         con.execute("set TimeZone = 'UTC'")
-        rows = con.execute(SPACES_QUERY).fetchall()
+        has_runs = con.execute(
+            "select count(*) from information_schema.tables where table_schema = 'unpod' and table_name = 'runs'"
+        ).fetchone()[0]
+        runs = "unpod.runs" if has_runs else NO_RUNS
+        rows = con.execute(SPACES_QUERY.format(runs=runs)).fetchall()
         last_load = con.execute(
             "select finished_at, outcome, spaces_ok, spaces_failed from unpod.load_history order by finished_at desc limit 1"
         ).fetchone()
-        newest_run = con.execute("select max(created), max(modified) from unpod.runs").fetchone()
+        newest_run = con.execute(f"select max(created), max(modified) from {runs}").fetchone()
     lines = [
         f"database {db_path}",
         f"{'space':<26} {'last success (UTC)':<20} {'stored':>8} {'open':>6} {'listed':>8} {'tracked':>7} {'mode':<11} {'requests':>8}  last error",
