@@ -152,6 +152,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
+    if not args.verbose:  # a person reads the demo: summaries, not the job's log lines
+        logging.getLogger().setLevel(logging.WARNING)
+
     return run_demo(args.db)
 
 

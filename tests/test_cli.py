@@ -1,0 +1,39 @@
+"""The command's surface: every command has help and is documented in the README."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO
+
+COMMANDS = ["load", "models", "status", "export", "sandbox", "demo"]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help_and_is_documented(command):
+    result = subprocess.run(
+        [sys.executable, "-m", "unpod_runs.cli", command, "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"usage: unpod-runs {command}" in result.stdout
+    assert f"| `{command}` |" in (REPO / "README.md").read_text()
+
+
+def test_load_help_states_the_exit_codes():
+    result = subprocess.run(
+        [sys.executable, "-m", "unpod_runs.cli", "load", "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert "exit codes: 0" in " ".join(result.stdout.split())
+    assert "--db" in result.stdout and "--full-scan" in result.stdout and "--space" in result.stdout
+
+
+def test_status_without_a_database_is_one_clear_line(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "unpod_runs.cli", "status", "--db", str(tmp_path / "none.duckdb")],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [f"unpod-runs: no database at {tmp_path / 'none.duckdb'}: run `unpod-runs load` first"]
