@@ -51,7 +51,6 @@ def test_unchanged_world_costs_one_request_per_space(load_env: LoadEnv):
     summary = run_load(load_env.db)
 
     assert summary.exit_code == 0
-    spaces = len(load_env.world.space_tokens())
     assert load_env.server.count("spaces") == 1
     for token in load_env.world.space_tokens():
         allowed = len(open_pages[token] | {1})

@@ -19,7 +19,7 @@ A space with no remembered cursor (first load, or a space added since) and ``--f
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable
 
@@ -86,7 +86,6 @@ class SpaceResult:
     runs_seen: int = 0
     changed_runs: int = 0
     rejected: int = 0
-    missing_open_runs: list[str] = field(default_factory=list)
 
 
 class SpaceReader:
@@ -287,7 +286,6 @@ class SpaceReader:
             runs_seen=self.runs_read,
             changed_runs=changed,
             rejected=self.rejected,
-            missing_open_runs=self.missing,
         )
 
 
