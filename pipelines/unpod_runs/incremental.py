@@ -75,6 +75,8 @@ class PageBatch:
     space_token: str
     page: int
     parsed: ParsedPage
+    count: int = 0  # runs the space listed at the moment of this request
+    served: int = 0  # items the server sent in this response (good, rejected and filtered alike)
 
 
 @dataclass
@@ -170,7 +172,7 @@ class SpaceReader:
         if only_open:
             parsed = _only_open(parsed, self.previous_open_ids)
         self.rejected += len(parsed.rejected)
-        self.emit(PageBatch(self.space_token, page, parsed))
+        self.emit(PageBatch(self.space_token, page, parsed, response.count, len(response.items)))
         return response, parsed
 
     def _remember(self, parsed: ParsedPage, count: int, offset: int) -> None:
