@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import math
-import random
 import shutil
 
 import duckdb
 
 from conftest import LoadEnv, assert_matches_truth, stored_runs
-from unpod_runs.incremental import aligned_blocks
 from unpod_runs.load import run_load
 from unpod_runs.sandbox.server import FaultPlan, SandboxServer
 from unpod_runs.sandbox.world import World
@@ -159,19 +157,6 @@ def test_full_scan_marks_unlisted_runs_deleted_and_clears_when_they_return(load_
 
 def _runs_asked_for(server: SandboxServer, token: str) -> int:
     return sum(int(record.page_size) for record in server.requests if record.kind == "runs" and record.space_token == token)
-
-
-def test_aligned_blocks_cover_exactly_the_pages_asked_for():
-    rng = random.Random(4)
-    for _ in range(300):
-        wanted = sorted(rng.sample(range(1, 200), rng.randint(1, 60)))
-        covered = []
-        for page, pages_per_request in aligned_blocks(wanted, 16):
-            assert pages_per_request <= 16
-            first = (page - 1) * pages_per_request + 1
-            covered.extend(range(first, first + pages_per_request))
-        assert covered == wanted
-    assert len(aligned_blocks(list(range(2, 34)), 16)) <= 6
 
 
 def _pages_holding_open_runs(world: World) -> dict[str, set[int]]:

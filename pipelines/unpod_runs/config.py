@@ -17,6 +17,9 @@ DEFAULT_BASE_URL = "https://unpod.ai/api/v2/platform/"
 # saved no longer shorten a night, while re-reading the page of one open run keeps getting dearer.
 DEFAULT_PAGE_SIZE = 1000
 DEFAULT_WORKERS = 8
+# What one request costs, in runs served: the planner joins reads of nearby runs while the runs between them cost
+# less than the request saved. Measured with benchmarks/bench.py against the sandbox; see the README.
+DEFAULT_REQUEST_COST_RUNS = 200
 
 
 @configspec
@@ -27,6 +30,7 @@ class UnpodSettings(BaseConfiguration):
     space_tokens: Optional[Any] = None
     page_size: int = DEFAULT_PAGE_SIZE
     workers: int = DEFAULT_WORKERS
+    request_cost_runs: int = DEFAULT_REQUEST_COST_RUNS
     allow_insecure_http: bool = False
     request_timeout: float = 30.0
     request_max_attempts: int = 5

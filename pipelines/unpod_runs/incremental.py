@@ -1,71 +1,120 @@
-"""Which pages of a space to read tonight, and what to remember for tomorrow.
+"""Which runs of a space to read tonight, and what to remember for tomorrow.
 
-The API has no filters and lists runs newest *created* first with offset paging, and a status change may
-not bump ``modified``. So the rule is positional:
+The API has no filters and lists runs newest *created* first with offset paging, and a status change may not bump
+``modified``. The runs a night must see are the runs created since the last load (at the top) and the runs still open
+at the last load, however old (terminal runs are assumed final). So the rule is positional:
 
-* New runs are at the top. Read pages from page 1 until a page holds a run known from the last load
-  (one of the remembered top or open run ids; failing those, a run created before the newest one seen).
-* Runs still open at the last load are the only old runs that can change (terminal runs are assumed
-  final). For each we remember its *rank*: how many runs are older than it. Insertions at the top never
-  change a rank, so tonight its page is ``(count - 1 - rank) // page_size + 1``. Only those pages are read;
-  a run missing there (deletions moved it) is looked for one page either side.
-* Offset paging drifts while runs are created or deleted during the read. Every response carries the
-  live ``count``: if it grew, the top is read again; if it shrank, a run may have been skipped, so the
-  whole pass is repeated.
+* **Rank.** Each open run is remembered with its *rank*: how many runs are older than it. Insertions at the top never
+  change a rank, so tonight it stands at offset ``count - 1 - rank``. Deletions of older runs lower a rank; how far is
+  bounded by the counts (``deleted <= count_before + created - count_now``), and a run's shift is bracketed by the
+  shifts of the open runs found around it (older runs shift no more, newer ones no less).
+* **The top.** A small first request, growing while everything on it is new, down to the first run known from the
+  last load: everything above it is new.
+* **Windows.** The positions to read are covered by requests of any size (``planner.py``), chosen by a cost model.
+* **Coverage in rank space.** Every response says, through its live ``count``, which ranks it read; positions are
+  recomputed from the latest count before each round, so runs created while paging move nothing that matters, and a
+  count that shrank (deletions while paging) makes the rounds look again.
 
-A space with no remembered cursor (first load, or a space added since) and ``--full-scan`` read every page.
+Only rows that can have changed go on to be loaded: new runs, and open runs whose status or ``modified`` moved. A
+space with no cursor (first load, a space added since) and ``--full-scan`` read every page.
 """
 
 from __future__ import annotations
 
+import bisect
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Callable
+from typing import Callable, Protocol
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .client import RunsPage, UnpodClient
-from .records import ParsedPage, open_mask, parse_page
+from .client import RunsPage
+from .planner import Window, aligned_blocks, next_top_windows, plan_windows
+from .records import TIMESTAMP, ParsedPage, open_mask, parse_page
 
 log = logging.getLogger(__name__)
 
+CURSOR_VERSION = 2
 TOP_IDS_KEPT = 50
+FIRST_TOP_REQUEST = 50  # runs; SPEC: "one first page of at most 50 runs per space"
 MAX_PASSES = 3
-MAX_RUNS_PER_REQUEST = 10_000  # the API has no maximum page size; a window of adjacent pages stays below this
+SEARCH_ROUNDS = 4
+MAX_RUNS_PER_REQUEST = 10_000  # the API has no maximum page size; one response stays of a sensible size
+DEFAULT_REQUEST_COST_RUNS = 200  # runs; the setting SOURCES__UNPOD__REQUEST_COST_RUNS overrides it
+
+OPEN_RUNS_SCHEMA = pa.schema(
+    [("run_id", pa.string()), ("rank", pa.int64()), ("status", pa.string()), ("modified", TIMESTAMP),
+     ("slack", pa.int64())]
+)
+
+
+class RunsClient(Protocol):
+    def runs_page(self, space_token: str, page: int, page_size: int) -> RunsPage: ...
 
 
 @dataclass
 class SpaceCursor:
-    """The per-space incremental state kept in dlt's state (committed only with a successful load)."""
+    """The small per-space part of the incremental state, kept in dlt's source state (committed with the load).
+
+    The open runs themselves (possibly hundreds of thousands) live in the table ``unpod.run_cursor``, written in the
+    same load: dlt compresses its state at every load, which would cost seconds at that size.
+    """
 
     count: int
     top_ids: list[str]
     newest_created: str | None
-    open_runs: dict[str, list]  # run_id -> [rank, status, modified ISO or None]
     loaded_at: str
+    open_runs: int = 0
 
     def to_state(self) -> dict:
         return {
+            "version": CURSOR_VERSION,
             "count": self.count,
             "top_ids": self.top_ids,
             "newest_created": self.newest_created,
-            "open_runs": self.open_runs,
             "loaded_at": self.loaded_at,
+            "open_runs": self.open_runs,
         }
 
     @classmethod
     def from_state(cls, state: dict | None) -> "SpaceCursor | None":
         if not state:
             return None
+        open_runs = state.get("open_runs") or 0
         return cls(
             count=int(state["count"]),
             top_ids=list(state["top_ids"]),
             newest_created=state.get("newest_created"),
-            open_runs=dict(state.get("open_runs") or {}),
             loaded_at=state.get("loaded_at", ""),
+            open_runs=len(open_runs) if isinstance(open_runs, dict) else int(open_runs),
         )
+
+
+def open_runs_from_state(state: dict | None) -> pa.Table | None:
+    """The open runs of a version-1 cursor (a dict in the state), for the first load after an upgrade."""
+    legacy = (state or {}).get("open_runs")
+    if not isinstance(legacy, dict):
+        return None
+    ids = list(legacy)
+    return pa.table(
+        {
+            "run_id": pa.array(ids, pa.string()),
+            "rank": pa.array([int(legacy[run_id][0]) for run_id in ids], pa.int64()),
+            "status": pa.array([legacy[run_id][1] for run_id in ids], pa.string()),
+            "modified": pa.array(
+                [datetime.fromisoformat(legacy[run_id][2]) if legacy[run_id][2] else None for run_id in ids], TIMESTAMP
+            ),
+            "slack": pa.array([0] * len(ids), pa.int64()),
+        },
+        schema=OPEN_RUNS_SCHEMA,
+    )
+
+
+def empty_open_runs() -> pa.Table:
+    return OPEN_RUNS_SCHEMA.empty_table()
 
 
 @dataclass
@@ -84,28 +133,44 @@ class SpaceResult:
     space_token: str
     cursor: SpaceCursor
     full_pass: bool
+    open_runs: pa.Table  # every run open now, with its rank
+    cursor_changes: pa.Table  # rows of unpod.run_cursor to write: new or moved open runs, and `closed` ones to drop
     pages_read: int = 0
     runs_seen: int = 0
+    runs_served: int = 0
     changed_runs: int = 0
     rejected: int = 0
+    unlisted: int = 0
+
+
+@dataclass
+class _Found:
+    """What tonight's responses said about each run open at the last load (indexed like ``previous``)."""
+
+    rank: np.ndarray  # its rank tonight, -1 while not found
+    response: np.ndarray  # which of tonight's responses it was found in
+    status: list
+    modified: list
+    unlisted: np.ndarray  # its whole bracket was read and it was not there
 
 
 class SpaceReader:
-    """Reads one space's runs with the incremental rule, emitting every page as it arrives."""
+    """Reads one space's runs with the incremental rule, emitting every response's changed rows as it arrives."""
 
     def __init__(
         self,
-        client: UnpodClient,
+        client: RunsClient,
         space_token: str,
         cursor: SpaceCursor | None,
+        previous_open: pa.Table | None,
         page_size: int,
         full_scan: bool,
         emit: Callable[[PageBatch], None],
         now: Callable[[], datetime],
+        request_cost: int = DEFAULT_REQUEST_COST_RUNS,
     ) -> None:
         if page_size < 1:
             raise ValueError("page_size must be at least 1")
-        self.max_pages_per_request = max(1, MAX_RUNS_PER_REQUEST // page_size)
         self.client = client
         self.space_token = space_token
         self.cursor = cursor
@@ -113,215 +178,443 @@ class SpaceReader:
         self.full_pass = full_scan or cursor is None
         self.emit = emit
         self.now = now
-        previous_open = cursor.open_runs if cursor else {}
-        self.previous_open_ids = pa.array(list(previous_open), pa.string())
-        self.previous_open_seen: dict[str, tuple] = {}  # run_id -> (status, modified) as read tonight
-        self.open_now: dict[str, list] = {}  # run_id -> [rank, status, modified ISO]
-        self.newest: datetime | None = _parse_iso(cursor.newest_created) if cursor else None
+        self.request_cost = max(0, request_cost)
+        previous = previous_open if previous_open is not None else empty_open_runs()
+        if "slack" not in previous.column_names:
+            previous = previous.append_column("slack", pa.array([0] * previous.num_rows, pa.int64()))
+        previous = previous.select(OPEN_RUNS_SCHEMA.names).cast(OPEN_RUNS_SCHEMA)
+        self.previous = previous.sort_by([("rank", "ascending")])
+        self.previous_ids = self.previous["run_id"].combine_chunks()
+        self.previous_ranks = self.previous["rank"].to_numpy()
+        # How much further than the counts allow a run may have moved: it was not found where it should have been,
+        # on a night whose counts changed while paging. Its search widens (doubling) until it is found.
+        self.previous_slack = np.nan_to_num(self.previous["slack"].to_numpy(zero_copy_only=False)).astype(np.int64)
+        self.found = _Found(
+            rank=np.full(len(self.previous), -1, np.int64),
+            response=np.zeros(len(self.previous), np.int64),
+            status=[None] * len(self.previous),
+            modified=[None] * len(self.previous),
+            unlisted=np.zeros(len(self.previous), bool),
+        )
+        self.new_open: list[tuple[int, pa.Table]] = []  # (response, open runs not open before, with their ranks)
+        self.emitted: dict[str, str | None] = {}  # run_id -> status sent on: overlapping windows may read a run twice
         self.counts: list[int] = []
-        self.pages_read_this_pass: set[int] = set()
+        self.covered: list[tuple[int, int]] = []  # rank ranges [low, high] read in this pass
         self.top_ids: list[str] = []
-        self.runs_read = 0
-        self.rejected = 0
-        self.pages_read = 0
-        self.missing: list[str] = []
+        self.newest: datetime | None = _parse_iso(cursor.newest_created) if cursor else None
+        self.created_upper = 0
+        self.deleted_bound = 0  # how many runs the counts allow to have been deleted since the last load
+        self.boundary_offset: int | None = None  # set by a top-of-list response holding a run known before
+        self.top_read_stop = 0
+        self.top_count = 0
+        self.top_seen: list[str] = []
+        self.runs_read = self.runs_served = self.rejected = self.requests = 0
+
+    # The night
 
     def read(self) -> SpaceResult:
-        for attempt in range(1, MAX_PASSES + 1):
-            self.counts = []
-            self.pages_read_this_pass = set()
-            if self.full_pass:
-                self._read_all_pages()
-            else:
-                self._read_top(
-                    boundary_ids=set(self.cursor.top_ids) | set(self.cursor.open_runs),
-                    newest=_parse_iso(self.cursor.newest_created),
-                    known_count=self.cursor.count,
-                )
-                self._read_open_runs()
-            if not self._count_shrank():
-                break
-            log.warning("event=drift space=%s pass=%d counts=%s action=reread", self.space_token, attempt, self.counts)
-        for _ in range(MAX_PASSES):
-            if not self._count_grew():
-                break
-            # Runs were created while paging: they sit above the first page read in this pass.
-            previous_top = set(self.top_ids)
-            self.counts = []
-            self._read_top(boundary_ids=previous_top, newest=None, known_count=None)
+        if self.full_pass:
+            self._read_everything()
+        else:
+            self._read_changes()
         return self._result()
 
-    def _fetch(self, page: int, page_size: int | None = None, only_open: bool = False) -> tuple[RunsPage, ParsedPage]:
-        """One request; ``page_size`` may be a multiple of the configured one, to read adjacent pages at once.
+    def _read_changes(self) -> None:
+        known = pa.array(sorted(set(self.cursor.top_ids)), pa.string())
+        boundary = pa.concat_arrays([known, self.previous_ids]) if len(self.previous_ids) else known
+        first = min(FIRST_TOP_REQUEST, self.page_size)
+        self._read_top(boundary, fallback=True, first=first, known_count=self.cursor.count)
+        top_boundary = boundary
+        deleted_bound = max(0, self.cursor.count + self.created_upper - self.counts[-1])
+        self.deleted_bound = deleted_bound
+        for attempt in range(1, MAX_PASSES + 1):
+            shrank_before = self._shrinkage()
+            self._find_open_runs(deleted_bound + shrank_before)
+            if self._shrinkage() == shrank_before:
+                break
+            # Runs were deleted while paging: ranks read earlier may have moved. Look again where it matters.
+            log.warning("event=drift space=%s pass=%d counts=%s action=search_again", self.space_token, attempt,
+                        self.counts[-8:])
+            self.covered = []
+            self.found.unlisted[self.found.rank < 0] = False
+            deleted_bound += self._shrinkage() - shrank_before
+            self.deleted_bound = deleted_bound
+        if self._shrinkage():
+            # A run deleted while the top was read pulled the runs below it up: a new one may have slipped past.
+            self._read_top(top_boundary, fallback=True, first=first, known_count=self.cursor.count)
+        self._catch_up_with_the_top()
 
-        With ``only_open``, the page was read for the runs open at the last load: only those (and any run open
-        now) go on to be loaded. Its other runs were terminal and loaded then, and terminal runs do not change.
+    def _catch_up_with_the_top(self) -> None:
+        """Runs created while paging sit above the top read tonight: read down to the runs seen there before.
+
+        One request, sized to what the count grew by, normally reaches them.
         """
-        page_size = page_size or self.page_size
-        response = self.client.runs_page(self.space_token, page, page_size)
-        self.pages_read += 1
-        offset = (page - 1) * page_size
-        first_page = offset // self.page_size + 1
-        self.pages_read_this_pass.update(range(first_page, first_page + page_size // self.page_size))
-        self.counts.append(response.count)
-        parsed = parse_page(self.space_token, page, response.items, self.now())
-        if parsed.table is not None:
-            self._remember(parsed, response.count, offset)
-        elif offset == 0:
-            self.top_ids = []
-        if only_open:
-            parsed = _only_open(parsed, self.previous_open_ids)
-        self.rejected += len(parsed.rejected)
-        self.emit(PageBatch(self.space_token, page, parsed, response.count, len(response.items)))
-        return response, parsed
+        for _ in range(MAX_PASSES):
+            if self.counts[-1] <= self.top_count:
+                return
+            grown = self.counts[-1] - self.top_count
+            self._read_top(pa.array(list(dict.fromkeys(self.top_seen)), pa.string()), fallback=False,
+                           first=grown + 1, known_count=self.top_count)
 
-    def _remember(self, parsed: ParsedPage, count: int, offset: int) -> None:
-        """Keep what tomorrow's cursor needs, in bulk: only open runs become Python objects."""
-        table = parsed.table
-        self.runs_read += table.num_rows
-        if offset == 0:
-            self.top_ids = table["run_id"].slice(0, TOP_IDS_KEPT).to_pylist()
-        newest = pc.max(table["created"]).as_py()
-        if newest is not None and (self.newest is None or newest > self.newest):
-            self.newest = newest
-        ranks = pc.subtract(count - 1 - offset, parsed.positions)
-        is_open = open_mask(table)
-        open_rows = table.filter(is_open).select(["run_id", "status", "modified"]).to_pydict()
-        for run_id, status, modified, rank in zip(
-            open_rows["run_id"], open_rows["status"], open_rows["modified"], ranks.filter(is_open).to_pylist()
-        ):
-            self.open_now[run_id] = [rank, status, modified.isoformat() if modified else None]
-        if len(self.previous_open_ids):
-            previous = table.filter(pc.is_in(table["run_id"], value_set=self.previous_open_ids))
-            for run_id, status, modified in zip(*previous.select(["run_id", "status", "modified"]).to_pydict().values()):
-                self.previous_open_seen[run_id] = (status, modified.isoformat() if modified else None)
-
-    def _is_last_page(self, response: RunsPage) -> bool:
-        return len(response.items) < self.page_size or response.page * self.page_size >= response.count
-
-    def _read_all_pages(self) -> None:
-        """Page 1 gives the count; the rest is read in windows of adjacent pages, then on to the end."""
-        response, _ = self._fetch(1)
-        if self._is_last_page(response):
+    def _read_everything(self) -> None:
+        """Page 1 gives the count; the rest is read in big aligned windows, then on to the end."""
+        response, parsed = self._fetch(Window(1, self.page_size), region="all")
+        self.top_count = response.count
+        self.top_seen = list(self.top_ids)
+        if len(response.items) < self.page_size or self.page_size >= response.count:
             return
         last_page = -(-response.count // self.page_size)
-        for page, pages in aligned_blocks(list(range(2, last_page + 1)), self.max_pages_per_request):
-            response, _ = self._fetch(page, pages * self.page_size)
+        for page, pages in aligned_blocks(list(range(2, last_page + 1)), _pages_per_full_window(self.page_size)):
+            response, _ = self._fetch(Window(page, pages * self.page_size), region="all")
         # Runs created meanwhile pushed the oldest ones further down: follow them to the end of the list.
         page = last_page + 1
         while len(response.items) and (page - 1) * self.page_size < response.count:
-            response, _ = self._fetch(page)
+            response, _ = self._fetch(Window(page, self.page_size), region="all")
             page += 1
+        self._catch_up_with_the_top()
 
-    def _read_top(self, boundary_ids: set[str], newest: datetime | None, known_count: int | None) -> None:
-        """Read from page 1 down to the first page that holds a run known before.
+    def _read_top(self, boundary: pa.Array, fallback: bool, first: int, known_count: int) -> None:
+        """Read from the top down to the first run known before: every run above it is new.
 
-        A remembered id on the page is proof. Failing that (all remembered ids deleted), a run created before
-        the newest one seen is, once at least as many runs as the count grew by have been read: a run inserted
-        with a backdated ``created`` cannot then end the scan early.
+        ``fallback``: when every remembered id is gone, a run created before the newest one seen ends the read too,
+        once at least as many runs as the count grew by have been read (so a backdated new run cannot end it early).
         """
-        boundary = pa.array(sorted(boundary_ids), pa.string())
-        page = 1
-        read = 0
-        while True:
-            response, parsed = self._fetch(page)
-            read += len(response.items)
-            if parsed.table is not None:
-                if pc.any(pc.is_in(parsed.table["run_id"], value_set=boundary)).as_py():
+        windows = [Window(1, first)]
+        self.top_seen: list[str] = []
+        read_until = 0
+        while windows:
+            for window in windows:
+                response, parsed = self._fetch(window, region="top", boundary=boundary, fallback=fallback)
+                if self.boundary_offset is not None or len(response.items) < window.page_size \
+                        or window.stop >= response.count:
+                    self.top_count = response.count
+                    self._finish_top()
                     return
-                if newest is not None and known_count is not None and read >= response.count - known_count:
-                    created = parsed.table["created"]
-                    if pc.any(pc.less(created, pa.scalar(newest, created.type))).as_py():
-                        return
-            if self._is_last_page(response):
-                return
-            page += 1
+                read_until = max(read_until, window.stop)
+            windows = next_top_windows(read_until, response.count - known_count + 1)
 
-    def _read_open_runs(self) -> None:
-        """Read only the pages where the runs open at the last load should now be."""
-        pending = {run_id: info for run_id, info in self.cursor.open_runs.items() if run_id not in self.previous_open_seen}
-        for spread in (0, -1, 1):
-            if not pending:
+    def _finish_top(self) -> None:
+        stop = self.boundary_offset if self.boundary_offset is not None else self.top_read_stop
+        self.created_upper = max(self.created_upper, stop)
+        self.boundary_offset = None
+
+    def _find_open_runs(self, deleted_bound: int) -> None:
+        """Read where the runs open at the last load can be now, in rounds, until each is found or shown gone."""
+        for round_number in range(SEARCH_ROUNDS):
+            todo = np.flatnonzero((self.found.rank < 0) & ~self.found.unlisted)
+            if not len(todo):
                 return
+            low, high = self._shift_brackets(deleted_bound)
             count = self.counts[-1]
-            wanted = {max(1, (count - 1 - int(rank)) // self.page_size + 1) + spread for rank, *_ in pending.values()}
-            needed = sorted(page for page in wanted - self.pages_read_this_pass if 1 <= page and (page - 1) * self.page_size < count)
-            for page, pages in aligned_blocks(needed, self.max_pages_per_request):
-                self._fetch(page, pages * self.page_size, only_open=True)
-            pending = {run_id: info for run_id, info in pending.items() if run_id not in self.previous_open_seen}
-        if pending:
-            self.missing = sorted(pending)
-            log.warning(
-                "event=open_runs_not_listed space=%s runs=%d note=%r",
-                self.space_token,
-                len(pending),
-                "kept as last seen; the next --full-scan marks them deleted if the API no longer lists them",
-            )
+            covered = _merged(self.covered)
+            budget = 2 * len(todo)
+            full = [self._needed(index, low[index], high[index], count, covered) for index in todo]
+            if round_number == 0 and sum(stop - start for ranges in full for start, stop in ranges) > budget:
+                # Too wide to read whole: probe each run where it stands if every deletion was newer than it, and
+                # where it stands if every one was older. The runs found bracket the others for the next round.
+                needed = [piece for index in todo
+                          for shift in {int(low[index]), int(high[index])}
+                          for piece in self._needed(index, shift, shift, count, covered)]
+            else:
+                needed = [piece for ranges in full for piece in ranges]
+                for index, ranges in zip(todo, full):
+                    if not ranges:  # its whole bracket was read and it was not there: the API no longer lists it
+                        self.found.unlisted[index] = True
+            for window in plan_windows(needed, self.request_cost, budget, max_window=MAX_RUNS_PER_REQUEST):
+                self._fetch(window, region="open")
 
-    def _count_shrank(self) -> bool:
-        return any(later < earlier for earlier, later in zip(self.counts, self.counts[1:]))
+    def _shift_brackets(self, deleted_bound: int) -> tuple[np.ndarray, np.ndarray]:
+        """Per run open at the last load, how far deletions can have lowered its rank: [low, high].
 
-    def _count_grew(self) -> bool:
-        return bool(self.counts) and max(self.counts) > self.counts[0]
+        Deletions of older runs lower a rank; so a run's shift is at least that of any older run found tonight and at
+        most that of any newer one, and never more than the deletions the counts allow.
+        """
+        shift = np.where(self.found.rank >= 0, self.previous_ranks - self.found.rank, -1)
+        known = self.found.rank >= 0
+        low = np.maximum.accumulate(np.where(known, shift, 0)) if len(shift) else shift
+        high_from_newer = np.where(known, shift, deleted_bound)[::-1]
+        high = np.minimum.accumulate(high_from_newer)[::-1] if len(shift) else shift
+        low = np.clip(low, 0, deleted_bound)
+        high = np.clip(np.maximum(high, low), 0, deleted_bound) + np.where(known, 0, self.previous_slack)
+        return low, high
+
+    def _needed(self, index: int, low: int, high: int, count: int,
+                covered: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        """Offsets, at ``count``, where run ``index`` can be with a shift in [low, high], less the ranks read."""
+        rank_high = min(int(self.previous_ranks[index]) - int(low), count - 1)
+        rank_low = max(0, int(self.previous_ranks[index]) - int(high))
+        if rank_high < rank_low:
+            return []
+        return [(count - 1 - high_, count - low_) for low_, high_ in _uncovered(rank_low, rank_high, covered)]
+
+    # One request
+
+    def _fetch(self, window: Window, region: str, boundary: pa.Array | None = None,
+               fallback: bool = False) -> tuple[RunsPage, ParsedPage]:
+        """One request, and what it says: ranks read, open runs found, rows to load.
+
+        ``region``: "all" (a full pass: every row goes on), "top" (rows above the first known run are new) or "open"
+        (only open runs that changed go on: the rest were terminal and loaded before, and terminal runs do not change).
+        """
+        response = self.client.runs_page(self.space_token, window.page, window.page_size)
+        self.requests += 1
+        self.runs_served += len(response.items)
+        self.counts.append(response.count)
+        offset = window.start
+        if response.items:
+            high = response.count - 1 - offset
+            self.covered.append((high - len(response.items) + 1, high))
+        parsed = parse_page(self.space_token, window.page, response.items, self.now())
+        table = parsed.table
+        if region == "top":
+            self.top_read_stop = offset + len(response.items)
+            self.boundary_offset = None
+        if offset == 0 and region != "open":
+            self.top_ids = table["run_id"].slice(0, TOP_IDS_KEPT).to_pylist() if table is not None else []
+        cut = None
+        if table is not None:
+            positions = parsed.positions.to_numpy()
+            if region == "top":
+                cut = self._boundary_in(table, positions, offset, response.count, boundary, fallback)
+                self.boundary_offset = cut
+                self.top_seen.extend(table["run_id"].slice(0, TOP_IDS_KEPT).to_pylist())
+            keep = self._take(table, positions, offset, response.count, region, cut)
+            table = table.filter(pa.array(keep))
+            parsed = ParsedPage(table if table.num_rows else None, parsed.positions.filter(pa.array(keep)),
+                                parsed.rejected)
+        # A window read for open runs reports no bad items: they were there, and reported, when it was first read.
+        rejected = [] if region == "open" else parsed.rejected
+        self.rejected += len(rejected)
+        self.emit(PageBatch(self.space_token, window.page, ParsedPage(parsed.table, parsed.positions, rejected),
+                            response.count, len(response.items)))
+        return response, parsed
+
+    def _take(self, table: pa.Table, positions: np.ndarray, offset: int, count: int, region: str,
+              cut: int | None) -> np.ndarray:
+        """Note what a response's runs say for tomorrow; return which of them go on to be loaded."""
+        self.runs_read += table.num_rows
+        ranks = count - 1 - offset - positions
+        if region == "all":
+            is_new = np.ones(table.num_rows, bool)
+        elif region == "top":
+            is_new = offset + positions < cut if cut is not None else np.ones(table.num_rows, bool)
+        else:
+            is_new = np.zeros(table.num_rows, bool)
+        if region != "open":
+            newest = pc.max(table["created"]).as_py()
+            if newest is not None and (self.newest is None or newest > self.newest):
+                self.newest = newest
+        previous_index = pc.index_in(table["run_id"], value_set=self.previous_ids)
+        was_open = pc.is_valid(previous_index).to_numpy(zero_copy_only=False)
+        keep = is_new | self._note_previous_open(table, ranks, previous_index, was_open)
+        # An open run that was not open before: a new one, or one a full pass had not seen.
+        unknown_open = open_mask(table).to_numpy(zero_copy_only=False) & ~was_open
+        if unknown_open.any():
+            mask = pa.array(unknown_open)
+            self.new_open.append((len(self.counts) - 1, pa.table({
+                "run_id": table["run_id"].filter(mask),
+                "rank": pa.array(ranks[unknown_open], pa.int64()),
+                "status": table["status"].filter(mask),
+                "modified": table["modified"].filter(mask),
+                "slack": pa.array([0] * int(unknown_open.sum()), pa.int64()),
+            }, schema=OPEN_RUNS_SCHEMA)))
+            keep |= unknown_open
+        if region != "all" and keep.any():
+            rows = np.flatnonzero(keep)
+            ids = table["run_id"].take(pa.array(rows)).to_pylist()
+            statuses = table["status"].take(pa.array(rows)).to_pylist()
+            for row, run_id, status in zip(rows, ids, statuses):
+                if run_id in self.emitted and self.emitted[run_id] == status:
+                    keep[row] = False
+                else:
+                    self.emitted[run_id] = status
+        return keep
+
+    def _boundary_in(self, table: pa.Table, positions: np.ndarray, offset: int, count: int, boundary: pa.Array,
+                     fallback: bool) -> int | None:
+        """The offset of the first run on this response known from before, if any."""
+        known = pc.is_in(table["run_id"], value_set=boundary).to_numpy(zero_copy_only=False)
+        if known.any():
+            return int(offset + positions[np.argmax(known)])
+        grown = count - (self.cursor.count if self.cursor else 0)
+        if fallback and self.newest_before is not None and offset + len(positions) >= grown:
+            created = table["created"]
+            older = pc.fill_null(pc.less(created, pa.scalar(self.newest_before, created.type)), False)
+            older = older.to_numpy(zero_copy_only=False) & (offset + positions >= grown)
+            if older.any():
+                return int(offset + positions[np.argmax(older)])
+        return None
+
+    @property
+    def newest_before(self) -> datetime | None:
+        return _parse_iso(self.cursor.newest_created) if self.cursor else None
+
+    def _note_previous_open(self, table: pa.Table, ranks: np.ndarray, previous_index: pa.Array,
+                            was_open: np.ndarray) -> np.ndarray:
+        """Record the runs open at the last load that this response holds; True where one changed (to load it)."""
+        changed = np.zeros(table.num_rows, bool)
+        rows = np.flatnonzero(was_open)
+        if not len(rows):
+            return changed
+        row_array = pa.array(rows)
+        targets = previous_index.take(row_array).to_numpy(zero_copy_only=False).astype(np.int64)
+        statuses = table["status"].take(row_array)
+        modified = table["modified"].take(row_array)
+        changed[rows] = ~_same(statuses, modified, self.previous["status"].take(pa.array(targets)),
+                               self.previous["modified"].take(pa.array(targets)))
+        self.found.rank[targets] = ranks[rows]
+        self.found.response[targets] = len(self.counts) - 1
+        self.found.unlisted[targets] = False
+        for target, status, stamp in zip(targets.tolist(), statuses.to_pylist(), modified.to_pylist()):
+            self.found.status[target] = status
+            self.found.modified[target] = stamp
+        return changed
+
+    def _deleted_after(self, responses: np.ndarray) -> np.ndarray:
+        """Runs deleted after each given response tonight (the count fell): ranks read then are that much too high."""
+        falls = np.maximum(0, -np.diff(np.array(self.counts or [0], np.int64)))
+        after = np.concatenate([np.cumsum(falls[::-1])[::-1], [0]])
+        return after[np.clip(responses, 0, len(after) - 1)]
+
+    def _slack_after_miss(self) -> np.ndarray:
+        """A run not found tonight may have moved by more than the counts allow: double how far to look."""
+        return 2 * (self.previous_slack + self.deleted_bound) + 1
+
+    def _shrinkage(self) -> int:
+        return sum(max(0, earlier - later) for earlier, later in zip(self.counts, self.counts[1:]))
+
+    # Tomorrow
 
     def _result(self) -> SpaceResult:
-        previous_open = self.cursor.open_runs if self.cursor else {}
-        changed = sum(
-            1 for run_id, (status, modified) in self.previous_open_seen.items()
-            if (status, modified) != tuple(previous_open[run_id][1:3])
-        )
-        open_runs = dict(self.open_now)
-        for run_id in self.missing:
-            open_runs[run_id] = previous_open[run_id]
+        found = self.found.rank >= 0
+        now = pa.table({
+            "run_id": self.previous_ids,
+            "rank": pa.array(np.where(found, self.found.rank, self.previous_ranks), pa.int64()),
+            "status": pc.if_else(pa.array(found), pa.array(self.found.status, pa.string()), self.previous["status"]),
+            "modified": pc.if_else(pa.array(found), pa.array(self.found.modified, TIMESTAMP), self.previous["modified"]),
+            "slack": pa.array(np.where(found, self._deleted_after(self.found.response), self._slack_after_miss()),
+                              pa.int64()),
+        }, schema=OPEN_RUNS_SCHEMA)
+        version_moved = found & ~_same(now["status"], now["modified"], self.previous["status"],
+                                       self.previous["modified"])
+        still_open = found & open_mask(now).to_numpy(zero_copy_only=False)
+        # Not found: gone after a full pass, or after a search that read its whole bracket on a night whose count
+        # never moved. Otherwise it is kept as last seen and looked for again, wider: a deletion and a creation
+        # between two requests leave the count as it was, so drift can hide a run.
+        searched_all = self.found.unlisted & ~found & (self._shrinkage() == 0)
+        exhausted = ~found & self.found.unlisted & (self.previous_slack + self.deleted_bound >= self.previous_ranks)
+        kept = ~found & ~searched_all & ~exhausted & (not self.full_pass)
+        moved = (still_open | kept) & (version_moved | (now["rank"].to_numpy() != self.previous_ranks)
+                                       | (now["slack"].to_numpy() != self.previous_slack))
+        closed = ~(still_open | kept)
+        new_open = _last_per_run(pa.concat_tables([empty_open_runs()] + [
+            table.set_column(4, "slack", pa.array([int(self._deleted_after(np.array([response]))[0])] * table.num_rows,
+                                                  pa.int64()))
+            for response, table in self.new_open]))
+        open_runs = pa.concat_tables([now.filter(pa.array(still_open | kept)), new_open])
+        changes = pa.concat_tables([
+            _cursor_rows(now.filter(pa.array(moved)), self.space_token, closed=False),
+            _cursor_rows(now.filter(pa.array(closed)), self.space_token, closed=True),
+            _cursor_rows(new_open, self.space_token, closed=False),
+        ])
+        unlisted = int(np.sum((searched_all | exhausted) & ~found)) if not self.full_pass else 0
+        if unlisted:
+            log.warning("event=open_runs_not_listed space=%s runs=%d note=%r", self.space_token, unlisted,
+                        "no longer listed by the API: kept as last seen; the next --full-scan marks them deleted")
+        if int(np.sum(kept)):
+            log.warning("event=open_runs_not_found space=%s runs=%d note=%r", self.space_token, int(np.sum(kept)),
+                        "not where the counts allow (changes while paging): looked for again, wider, next load")
         cursor = SpaceCursor(
             count=self.counts[-1] if self.counts else 0,
-            top_ids=self.top_ids,
+            top_ids=self.top_ids if self.top_ids or self.full_pass else (self.cursor.top_ids if self.cursor else []),
             newest_created=self.newest.isoformat() if self.newest else None,
-            open_runs=open_runs,
             loaded_at=self.now().isoformat(),
+            open_runs=open_runs.num_rows,
         )
         return SpaceResult(
             space_token=self.space_token,
             cursor=cursor,
             full_pass=self.full_pass,
-            pages_read=self.pages_read,
+            open_runs=open_runs,
+            cursor_changes=changes,
+            pages_read=self.requests,
             runs_seen=self.runs_read,
-            changed_runs=changed,
+            runs_served=self.runs_served,
+            changed_runs=int(np.sum(version_moved)),
             rejected=self.rejected,
+            unlisted=unlisted,
         )
 
 
-def aligned_blocks(pages: list[int], max_pages: int) -> list[tuple[int, int]]:
-    """Cover sorted 1-based pages with few requests, reading no page that was not asked for.
-
-    Offset paging can only read a window at an offset that is a multiple of its size, so a stretch of
-    adjacent pages is split into the largest aligned windows, as (request page, pages per request):
-    pages 3-8 become (2, 2), pages 3-4 read with a page twice the size, and (2, 4), pages 5-8.
-    """
-    blocks: list[tuple[int, int]] = []
-    index = 0
-    while index < len(pages):
-        start = pages[index] - 1  # zero-based
-        length = 1
-        while index + length < len(pages) and pages[index + length] == pages[index] + length:
-            length += 1
-        index += length
-        while length:
-            size = min(length, max_pages)
-            while start % size:
-                size -= 1
-            blocks.append((start // size + 1, size))
-            start += size
-            length -= size
-    return blocks
+CURSOR_TABLE_SCHEMA = pa.schema(
+    [pa.field("run_id", pa.string(), nullable=False), ("space_token", pa.string()), ("rank", pa.int64()),
+     ("status", pa.string()),
+     ("modified", TIMESTAMP), ("slack", pa.int64()), ("closed", pa.bool_())]
+)
 
 
-def _only_open(parsed: ParsedPage, previous_open_ids: pa.Array) -> ParsedPage:
-    if parsed.table is None:
-        return ParsedPage(None, parsed.positions, [])
-    keep = pc.or_(pc.is_in(parsed.table["run_id"], value_set=previous_open_ids), open_mask(parsed.table))
-    table = parsed.table.filter(keep)
-    return ParsedPage(table if table.num_rows else None, parsed.positions.filter(keep), [])
+def _cursor_rows(runs: pa.Table, space_token: str, closed: bool) -> pa.Table:
+    return pa.table({
+        "run_id": runs["run_id"],
+        "space_token": pa.array([space_token] * runs.num_rows, pa.string()),
+        "rank": runs["rank"],
+        "status": runs["status"],
+        "modified": runs["modified"],
+        "slack": runs["slack"],
+        "closed": pa.array([closed] * runs.num_rows, pa.bool_()),
+    }, schema=CURSOR_TABLE_SCHEMA)
+
+
+def _last_per_run(runs: pa.Table) -> pa.Table:
+    """One row per run_id, the last one read (drift can show a run twice)."""
+    if runs.num_rows < 2:
+        return runs
+    ids = runs["run_id"].to_pylist()
+    last = {run_id: index for index, run_id in enumerate(ids)}
+    if len(last) == len(ids):
+        return runs
+    return runs.take(pa.array(sorted(last.values())))
+
+
+def _same(status_a: pa.Array, modified_a: pa.Array, status_b: pa.Array, modified_b: pa.Array) -> np.ndarray:
+    """Element-wise: the same version (status and ``modified``, a missing value equal only to a missing one)."""
+    def equal(a: pa.Array, b: pa.Array) -> pa.Array:
+        return pc.or_(pc.fill_null(pc.equal(a, b), False), pc.and_(pc.is_null(a), pc.is_null(b)))
+
+    return pc.and_(equal(status_a, status_b), equal(modified_a, modified_b)).to_numpy(zero_copy_only=False)
+
+
+def _merged(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Inclusive ranges merged into sorted, disjoint ones."""
+    merged: list[list[int]] = []
+    for low, high in sorted(ranges):
+        if merged and low <= merged[-1][1] + 1:
+            merged[-1][1] = max(merged[-1][1], high)
+        else:
+            merged.append([low, high])
+    return [(low, high) for low, high in merged]
+
+
+def _uncovered(low: int, high: int, covered: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The parts of the inclusive range [low, high] outside the sorted, disjoint ``covered`` ranges."""
+    pieces = []
+    index = bisect.bisect_right(covered, (low, float("inf"))) - 1
+    index = max(index, 0)
+    while index < len(covered) and covered[index][0] <= high:
+        cut_low, cut_high = covered[index]
+        if cut_high >= low:
+            if cut_low > low:
+                pieces.append((low, cut_low - 1))
+            low = cut_high + 1
+            if low > high:
+                return pieces
+        index += 1
+    pieces.append((low, high))
+    return pieces
+
+
+def _pages_per_full_window(page_size: int) -> int:
+    return max(1, MAX_RUNS_PER_REQUEST // page_size)
 
 
 def _parse_iso(value: str | None) -> datetime | None:

@@ -98,7 +98,10 @@ def run_load(
         targets = _discover(client, settings)
         stored_before = _runs_per_space(workspace.work_db)
         report = ExtractReport()
-        source = unpod(client, targets, page_size=settings.page_size, workers=settings.workers, full_scan=full_scan, report=report)
+        source = unpod(
+            client, targets, page_size=settings.page_size, workers=settings.workers, full_scan=full_scan,
+            report=report, request_cost=settings.request_cost_runs,
+        )
         load_id = _extract_and_load(pipeline, source)
         summary.spaces_ok = sorted(report.results)
         summary.spaces_failed = dict(report.failures)
@@ -256,7 +259,7 @@ def _record_spaces(con: duckdb.DuckDBPyConnection, report: ExtractReport, at: da
         con,
         at,
         [
-            (token, result.cursor.count, len(result.cursor.open_runs), "full" if result.full_pass else "incremental",
+            (token, result.cursor.count, result.cursor.open_runs, "full" if result.full_pass else "incremental",
              result.pages_read)
             for token, result in report.results.items()
         ],

@@ -18,12 +18,23 @@ from datetime import datetime, timezone
 from typing import Any, Iterator
 
 import dlt
+from dlt.common.destination.exceptions import DestinationUndefinedEntity
 import pyarrow as pa
+import pyarrow.compute as pc
 import pandas  # noqa: F401  imported before the worker threads: pyarrow would import it lazily from one of them
 # while dlt's extract thread checks sys.modules["pandas"], and a half-initialised module fails that check.
 
 from .client import AuthError, UnpodClient, UnpodError
-from .incremental import PageBatch, SpaceCursor, SpaceReader, SpaceResult
+from .incremental import (
+    DEFAULT_REQUEST_COST_RUNS,
+    OPEN_RUNS_SCHEMA,
+    PageBatch,
+    SpaceCursor,
+    SpaceReader,
+    SpaceResult,
+    empty_open_runs,
+    open_runs_from_state,
+)
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +64,17 @@ REJECTED_COLUMNS = {
     "raw_item": {"data_type": "text"},
     "seen_at": {"data_type": "timestamp", "dedup_sort": "desc"},
 }
+
+CURSOR_COLUMNS = {
+    "run_id": {"data_type": "text", "nullable": False},
+    "space_token": {"data_type": "text"},
+    "rank": {"data_type": "bigint"},
+    "status": {"data_type": "text"},
+    "modified": {"data_type": "timestamp"},
+    "slack": {"data_type": "bigint"},
+    "closed": {"data_type": "bool", "hard_delete": True},
+}
+CURSOR_TABLE = "run_cursor"
 
 SPACE_COLUMNS = {
     name: {"data_type": "text"}
@@ -92,16 +114,20 @@ class Chunk:
     """Many pages at once: dlt spends milliseconds per item on hints, so items should be large."""
 
     runs: list[pa.Table] = field(default_factory=list)
+    cursor: list[pa.Table] = field(default_factory=list)
     rejected: list[dict] = field(default_factory=list)
     spaces: list[dict] = field(default_factory=list)
     rows: int = 0
 
 
-def _chunks(items: Iterator[PageBatch | SpaceDetails], max_rows: int = CHUNK_ROWS) -> Iterator[Chunk]:
+def _chunks(items: Iterator[PageBatch | SpaceDetails | pa.Table], max_rows: int = CHUNK_ROWS) -> Iterator[Chunk]:
     chunk = Chunk()
     for item in items:
         if isinstance(item, SpaceDetails):
             chunk.spaces.append({**item.fields, "token": item.token})
+        elif isinstance(item, pa.Table):
+            chunk.cursor.append(item)
+            chunk.rows += item.num_rows
         else:
             if item.parsed.table is not None:
                 chunk.runs.append(item.parsed.table)
@@ -110,7 +136,7 @@ def _chunks(items: Iterator[PageBatch | SpaceDetails], max_rows: int = CHUNK_ROW
         if chunk.rows >= max_rows:
             yield chunk
             chunk = Chunk()
-    if chunk.runs or chunk.rejected or chunk.spaces:
+    if chunk.runs or chunk.cursor or chunk.rejected or chunk.spaces:
         yield chunk
 
 
@@ -126,13 +152,14 @@ def unpod(
     workers: int = 4,
     full_scan: bool = False,
     report: Any = None,
+    request_cost: int = DEFAULT_REQUEST_COST_RUNS,
 ) -> Any:
     """Unpod runs of the given spaces. ``client`` is an ``UnpodClient``; ``spaces`` a list of ``SpaceTarget``."""
     report = report if report is not None else ExtractReport()
 
     @dlt.resource(selected=False)
     def space_pages() -> Iterator[Chunk]:
-        yield from _chunks(_read_spaces(client, list(spaces), page_size, workers, full_scan, report))
+        yield from _chunks(_read_spaces(client, list(spaces), page_size, workers, full_scan, report, request_cost))
 
     @dlt.transformer(data_from=space_pages, name="runs", primary_key="run_id", write_disposition=MERGE, columns=RUN_COLUMNS)
     def runs(chunk: Chunk) -> Iterator[Any]:
@@ -152,7 +179,15 @@ def unpod(
         if chunk.spaces:
             yield chunk.spaces
 
-    return space_pages, runs, runs_rejected, spaces_table
+    @dlt.transformer(
+        data_from=space_pages, name=CURSOR_TABLE, primary_key="run_id", write_disposition=MERGE, columns=CURSOR_COLUMNS,
+    )
+    def run_cursor(chunk: Chunk) -> Iterator[Any]:
+        """Every open run with its rank: the incremental cursor's bulk, changed rows only (closed ones deleted)."""
+        if chunk.cursor:
+            yield pa.concat_tables(chunk.cursor)
+
+    return space_pages, runs, runs_rejected, spaces_table, run_cursor
 
 
 def _read_spaces(
@@ -162,10 +197,16 @@ def _read_spaces(
     workers: int,
     full_scan: bool,
     report: ExtractReport,
-) -> Iterator[PageBatch | SpaceDetails]:
+    request_cost: int,
+) -> Iterator[PageBatch | SpaceDetails | pa.Table]:
     """Read spaces on a bounded pool of threads, yielding their pages in the extract thread."""
     state = dlt.current.source_state().setdefault("spaces", {})
     cursors = {target.token: SpaceCursor.from_state(state.get(target.token)) for target in targets}
+    stored_open = _stored_open_runs() if not full_scan and any(cursors.values()) else {}
+    previous_open = {
+        target.token: open_runs_from_state(state.get(target.token)) or stored_open.get(target.token) or empty_open_runs()
+        for target in targets
+    }
     messages: queue.Queue = queue.Queue(maxsize=max(4, workers * 2))
     cancelled = threading.Event()
 
@@ -187,8 +228,9 @@ def _read_spaces(
             elif cursor is None:
                 put(("details", SpaceDetails(target.token, _space_fields(client, target.token))))
             reader = SpaceReader(
-                client, target.token, cursors[target.token], page_size, full_scan or cursor is None,
-                emit=lambda batch: put(("page", batch)), now=_utcnow,
+                client, target.token, cursors[target.token], previous_open[target.token], page_size,
+                full_scan or cursor is None, emit=lambda batch: put(("page", batch)), now=_utcnow,
+                request_cost=request_cost,
             )
             put(("done", reader.read()))
         except _Cancelled:
@@ -222,12 +264,14 @@ def _read_spaces(
                 yield payload
             elif kind == "done":
                 remaining -= 1
+                if payload.cursor_changes.num_rows:
+                    yield payload.cursor_changes
                 state[payload.space_token] = payload.cursor.to_state()
                 report.results[payload.space_token] = payload
                 log.info(
                     "event=space_loaded space=%s mode=%s requests=%d runs_seen=%d open_runs=%d rejected=%d",
                     payload.space_token, "full" if payload.full_pass else "incremental", payload.pages_read,
-                    payload.runs_seen, len(payload.cursor.open_runs), payload.rejected,
+                    payload.runs_seen, payload.cursor.open_runs, payload.rejected,
                 )
             elif kind == "failed":
                 remaining -= 1
@@ -239,6 +283,26 @@ def _read_spaces(
     finally:
         cancelled.set()
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _stored_open_runs() -> dict[str, pa.Table]:
+    """The open runs each space had at the last load, from the destination's ``run_cursor`` table."""
+    try:
+        with dlt.current.pipeline().sql_client() as client:
+            table_name = client.make_qualified_table_name(CURSOR_TABLE)
+            query = f"select space_token, run_id, rank, status, modified, slack from {table_name}"
+            with client.execute_query(query) as rows:
+                # Plain rows: every engine's cursor has them (DuckDB 2.0 renamed its Arrow fetch).
+                rows = rows.fetchall()
+    except DestinationUndefinedEntity:  # no table yet: the first load since the cursor was kept there
+        return {}
+    schema = pa.schema([("space_token", pa.string()), *OPEN_RUNS_SCHEMA])
+    columns = list(zip(*rows)) or [[] for _ in schema]
+    table = pa.table([pa.array(column, field.type) for column, field in zip(columns, schema)], schema=schema)
+    return {
+        token: table.filter(pc.equal(table["space_token"], token)).select(OPEN_RUNS_SCHEMA.names)
+        for token in pc.unique(table["space_token"]).to_pylist()
+    }
 
 
 def _space_fields(client: UnpodClient, token: str) -> dict:
