@@ -186,6 +186,9 @@ class SpaceReader:
         self.previous = previous.sort_by([("rank", "ascending")])
         self.previous_ids = self.previous["run_id"].combine_chunks()
         self.previous_ranks = self.previous["rank"].to_numpy()
+        # A dict, not Arrow's is_in: that hashes the whole value set again on every call, once per response.
+        self.previous_position = {run_id: index for index, run_id in enumerate(self.previous_ids.to_pylist())}
+        self.previous_versions = list(zip(self.previous["status"].to_pylist(), self.previous["modified"].to_pylist()))
         # How much further than the counts allow a run may have moved: it was not found where it should have been,
         # on a night whose counts changed while paging. Its search widens (doubling) until it is found.
         self.previous_slack = np.nan_to_num(self.previous["slack"].to_numpy(zero_copy_only=False)).astype(np.int64)
@@ -404,8 +407,9 @@ class SpaceReader:
             newest = pc.max(table["created"]).as_py()
             if newest is not None and (self.newest is None or newest > self.newest):
                 self.newest = newest
-        previous_index = pc.index_in(table["run_id"], value_set=self.previous_ids)
-        was_open = pc.is_valid(previous_index).to_numpy(zero_copy_only=False)
+        ids = table["run_id"].to_pylist()
+        previous_index = np.fromiter((self.previous_position.get(run_id, -1) for run_id in ids), np.int64, len(ids))
+        was_open = previous_index >= 0
         keep = is_new | self._note_previous_open(table, ranks, previous_index, was_open)
         # An open run that was not open before: a new one, or one a full pass had not seen.
         unknown_open = open_mask(table).to_numpy(zero_copy_only=False) & ~was_open
@@ -421,9 +425,9 @@ class SpaceReader:
             keep |= unknown_open
         if region != "all" and keep.any():
             rows = np.flatnonzero(keep)
-            ids = table["run_id"].take(pa.array(rows)).to_pylist()
             statuses = table["status"].take(pa.array(rows)).to_pylist()
-            for row, run_id, status in zip(rows, ids, statuses):
+            for row, status in zip(rows.tolist(), statuses):
+                run_id = ids[row]
                 if run_id in self.emitted and self.emitted[run_id] == status:
                     keep[row] = False
                 else:
@@ -449,7 +453,7 @@ class SpaceReader:
     def newest_before(self) -> datetime | None:
         return _parse_iso(self.cursor.newest_created) if self.cursor else None
 
-    def _note_previous_open(self, table: pa.Table, ranks: np.ndarray, previous_index: pa.Array,
+    def _note_previous_open(self, table: pa.Table, ranks: np.ndarray, previous_index: np.ndarray,
                             was_open: np.ndarray) -> np.ndarray:
         """Record the runs open at the last load that this response holds; True where one changed (to load it)."""
         changed = np.zeros(table.num_rows, bool)
@@ -457,17 +461,16 @@ class SpaceReader:
         if not len(rows):
             return changed
         row_array = pa.array(rows)
-        targets = previous_index.take(row_array).to_numpy(zero_copy_only=False).astype(np.int64)
-        statuses = table["status"].take(row_array)
-        modified = table["modified"].take(row_array)
-        changed[rows] = ~_same(statuses, modified, self.previous["status"].take(pa.array(targets)),
-                               self.previous["modified"].take(pa.array(targets)))
+        targets = previous_index[rows]
         self.found.rank[targets] = ranks[rows]
         self.found.response[targets] = len(self.counts) - 1
         self.found.unlisted[targets] = False
-        for target, status, stamp in zip(targets.tolist(), statuses.to_pylist(), modified.to_pylist()):
+        statuses = table["status"].take(row_array).to_pylist()
+        modified = table["modified"].take(row_array).to_pylist()
+        for row, target, status, stamp in zip(rows.tolist(), targets.tolist(), statuses, modified):
             self.found.status[target] = status
             self.found.modified[target] = stamp
+            changed[row] = (status, stamp) != self.previous_versions[target]
         return changed
 
     def _deleted_after(self, responses: np.ndarray) -> np.ndarray:
