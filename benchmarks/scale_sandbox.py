@@ -14,6 +14,7 @@ import time
 import traceback
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from unpod_runs.sandbox.server import SandboxServer
@@ -112,7 +113,11 @@ class Service:
         import duckdb
         import pyarrow as pa
 
-        truth = pa.table(self.world.states())
+        states = self.world.states()
+        truth = pa.table({name: states[name] for name in ("run_id", "status", "modified")})
+        if not Path(db).exists():
+            return {"rows": 0, "distinct_rows": 0, "world_rows": truth.num_rows, "missing": truth.num_rows,
+                    "extra": 0, "stale": 0, "correct": False}
         with duckdb.connect(db, read_only=True) as con:
             con.register("truth", truth)
             rows, distinct = con.execute("select count(*), count(distinct run_id) from unpod.runs").fetchone()

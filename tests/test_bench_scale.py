@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+import duckdb
+import pytest
+
+from unpod_runs.sandbox.world import TERMINAL_STATUSES
 
 REPO = Path(__file__).resolve().parents[1]
 PHASES = {"startup", "extract", "normalize", "load", "models", "checks", "report", "publish"}
@@ -46,3 +52,41 @@ def test_scale_benchmark_reports_every_figure(tmp_path: Path) -> None:
     for figure in ("runs served", "floor", "requests", "peak MiB", "published MiB", "working MiB", "dlt MiB",
                    "growth MiB", "Targets", *PHASES):
         assert figure in report
+
+
+@pytest.fixture
+def scale_sandbox(monkeypatch: pytest.MonkeyPatch):
+    """benchmarks/scale_sandbox.py as a module (benchmarks/ is not a package), registered for this test only."""
+    spec = importlib.util.spec_from_file_location("scale_sandbox", REPO / "benchmarks" / "scale_sandbox.py")
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_check_and_the_floor_see_what_a_load_got_wrong_or_must_read(scale_sandbox, tmp_path: Path) -> None:
+    world = scale_sandbox.CountingWorld(seed=3, spaces=2, runs=300, open_fraction=0.1)
+    service = scale_sandbox.Service(world, server=None)
+    states = world.states()
+    db = tmp_path / "runs.duckdb"
+    with duckdb.connect(str(db)) as con:
+        con.execute("create schema unpod")
+        con.execute("create table unpod.runs (run_id text, status text, modified timestamptz)")
+        con.executemany("insert into unpod.runs values (?, ?, ?::timestamp at time zone 'UTC')",
+                        list(zip(states["run_id"], states["status"], states["modified"])))
+    assert service.check(str(db))["correct"]
+
+    service.mark_loaded()
+    opened = len(service.last_load.open_ids)
+    changed = service.quiet_night(share=0.02, seed=1)
+    assert changed == {"new": 3, "finished_bumped": 2, "finished_unbumped": 1}
+    assert service.floor() == opened + 3
+    finished_long_ago = next(run_id for run_id, status in zip(states["run_id"], states["status"])
+                             if status in TERMINAL_STATUSES)
+    with duckdb.connect(str(db)) as con:
+        con.execute("update unpod.runs set status = 'running' where run_id = ?", [finished_long_ago])
+    check = service.check(str(db))
+    assert not check["correct"]
+    assert (check["missing"], check["extra"], check["rows"]) == (3, 0, 300)
+    # The three finished tonight (two with a new `modified`, one without) and the one stored wrong.
+    assert check["stale"] == 4

@@ -134,9 +134,9 @@ def test_stuck_share_sets_the_old_open_runs_and_states_match_the_truth():
     assert old_open(World(seed=5, runs=3000, stuck_share=0.0)) == 0
     assert old_open(World(seed=5, runs=3000, stuck_share=0.6)) > 2 * old_open(default) > 0
     states = default.states()
-    assert sorted(zip(*(states[name] for name in ("run_id", "space_token", "status", "created", "modified")))) == sorted(
-        (run_id, run["space_token"], run["status"], run["created"], run["modified"])
-        for run_id, run in default.truth().items())
+    columns = ("run_id", "space_token", "status", "created", "modified")
+    assert sorted(zip(*(states[name] for name in columns))) == sorted(
+        (run_id, *(run[name] for name in columns[1:])) for run_id, run in default.truth().items())
 
 
 def test_world_changes(world: World):
