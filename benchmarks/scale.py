@@ -11,7 +11,7 @@ log lines), peak RSS and CPU of the product's process, bytes kept on disk after 
 working files beside it, DLT_DATA_DIR) and their growth, a check of the database against the world; and the
 issue's targets, each with PASS or MISS. Results go to benchmarks/results/ as JSON and Markdown.
 
-    make bench-scale                                  # 1M and 5M runs (about 10 minutes)
+    make bench-scale                                  # 1M and 5M runs (about 10 minutes, 6 GB of RAM)
     .venv/bin/python benchmarks/scale.py --sizes 400k # the 400,000-run world (about a minute)
 """
 
