@@ -12,7 +12,7 @@ working files beside it, DLT_DATA_DIR) and their growth, a check of the database
 issue's targets, each with PASS or MISS. Results go to benchmarks/results/ as JSON and Markdown.
 
     make bench-scale                                  # 1M and 5M runs (about 10 minutes, 6 GB of RAM)
-    .venv/bin/python benchmarks/scale.py --sizes 400k # the 400,000-run world (about a minute)
+    .venv/bin/python benchmarks/scale.py --sizes 400k # the 400,000-run world (about 30 seconds)
 """
 
 from __future__ import annotations
@@ -299,6 +299,13 @@ def share(text: str) -> float:
     return value
 
 
+def milliseconds(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a delay of 0 ms or more, got {text}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="benchmarks/scale.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -314,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="share of the open runs that are old and stuck, across the history (default %(default)s)")
     parser.add_argument("--quiet-share", type=share, default=0.002,
                         help="share of the runs new or finished before each quiet night (default %(default)s)")
-    parser.add_argument("--latency-ms", type=float, default=0.0, help="delay per API request (default 0)")
+    parser.add_argument("--latency-ms", type=milliseconds, default=0.0, help="delay per API request (default 0)")
     parser.add_argument("--page-size", type=bench.positive, help="the product's SOURCES__UNPOD__PAGE_SIZE")
     parser.add_argument("--workers", type=bench.positive, help="the product's SOURCES__UNPOD__WORKERS")
     parser.add_argument("--results-dir", type=Path, default=bench.RESULTS,
