@@ -224,7 +224,11 @@ def phases_table(nights: list[Night]) -> str:
 
 def targets_table(found: list[dict]) -> str:
     def shown(value: float, unit: str) -> str:
-        return mib(value) + " MiB" if unit == "bytes" else f"{value:,.2f} {unit}".replace(".00 ", " ")
+        if unit == "bytes":
+            return f"{mib(value)} MiB"
+        if unit == "s":
+            return f"{value:.2f} s"
+        return f"{value:,.0f} {unit}" if unit == "MiB" else f"{value:,.2f}".rstrip("0").rstrip(".") + f" {unit}"
 
     return "Targets:\n\n" + bench.table(
         ["target", "measured", "limit", "verdict"],
