@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench bench-large clean
+.PHONY: demo test bench bench-large bench-scale clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "unpod-runs needs Python 3.11 or newer")'
@@ -24,6 +24,9 @@ bench: $(STAMP)
 
 bench-large: $(STAMP)
 	$(PY) benchmarks/bench.py --large
+
+bench-scale: $(STAMP)
+	$(PY) benchmarks/scale.py
 
 clean:
 	rm -rf $(VENV) build

@@ -22,8 +22,8 @@ import urllib3
 
 from unpod_runs.sandbox.cli import serve
 from unpod_runs.sandbox.server import FAULT_KINDS, MSG_NO_ACCESS, FaultPlan, SandboxServer
-from unpod_runs.sandbox.world import (DEFAULT_NOW, FULL_FIELDS, OPEN_STATUSES, RUN_MODES, SIX_FIELDS,
-                                      TERMINAL_STATUSES, World)
+from unpod_runs.sandbox.world import (DEFAULT_NOW, FULL_FIELDS, OPEN_STATUSES, RUN_MODES, SIX_FIELDS, STALE_DAYS,
+                                      STUCK_SHARE, TERMINAL_STATUSES, World)
 
 RUN_ID = re.compile(r"^R[0-9a-f]{12}1[0-9a-f]{3}[89ab][0-9a-f]{15}$")
 SPACE_TOKEN = re.compile(r"^[A-Z0-9]{24}$")
@@ -122,6 +122,21 @@ def test_world_sizes_even_skewed_or_exact():
     assert sum(sizes) == 6000 and sizes[0] > 3 * sizes[-1]
     exact = World(runs=[5, 0, 2])
     assert [len(exact.runs(t)) for t in reversed(exact.space_tokens())] == [5, 0, 2]
+
+
+def test_stuck_share_sets_the_old_open_runs_and_states_match_the_truth():
+    def old_open(world: World) -> int:
+        before = (world.now - timedelta(days=STALE_DAYS)).strftime("%Y-%m-%dT%H:%M:%S")
+        return sum(1 for run in world.truth().values() if run["created"] < before and run["status"] in OPEN_STATUSES)
+
+    default = World(seed=5, runs=3000)
+    assert default.truth() == World(seed=5, runs=3000, stuck_share=STUCK_SHARE).truth()
+    assert old_open(World(seed=5, runs=3000, stuck_share=0.0)) == 0
+    assert old_open(World(seed=5, runs=3000, stuck_share=0.6)) > 2 * old_open(default) > 0
+    states = default.states()
+    columns = ("run_id", "space_token", "status", "created", "modified")
+    assert sorted(zip(*(states[name] for name in columns))) == sorted(
+        (run_id, *(run[name] for name in columns[1:])) for run_id, run in default.truth().items())
 
 
 def test_world_changes(world: World):

@@ -147,11 +147,13 @@ def build_analytics(con: duckdb.DuckDBPyConnection, report_path: Path | None) ->
         build_models(con)
     except (ModelBuildError, ValueError) as exc:
         return f"the models did not build: {exc}"
+    log.info("event=phase name=checks")
     results = run_checks(con)
     for result in results:
         if not result.passed and result.severity != "error":
             log.warning("event=check_warning check=%s rows=%d %s", result.name, result.row_count, result.description)
     failed = [result for result in results if not result.passed and result.severity == "error"]
+    log.info("event=phase name=report")
     if report_path is not None:
         from .report import write_report
 
