@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import bisect
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable, Protocol
@@ -43,6 +44,7 @@ FIRST_TOP_REQUEST = 50  # runs; SPEC: "one first page of at most 50 runs per spa
 MAX_PASSES = 3
 SEARCH_ROUNDS = 4
 MAX_RUNS_PER_REQUEST = 10_000  # the API has no maximum page size; one response stays of a sensible size
+REQUESTS_IN_FLIGHT = 4  # per space, for the windows of one round: their round trips overlap
 DEFAULT_REQUEST_COST_RUNS = 200  # runs; the setting SOURCES__UNPOD__REQUEST_COST_RUNS overrides it
 
 OPEN_RUNS_SCHEMA = pa.schema(
@@ -168,6 +170,7 @@ class SpaceReader:
         emit: Callable[[PageBatch], None],
         now: Callable[[], datetime],
         request_cost: int = DEFAULT_REQUEST_COST_RUNS,
+        requests_in_flight: int = REQUESTS_IN_FLIGHT,
     ) -> None:
         if page_size < 1:
             raise ValueError("page_size must be at least 1")
@@ -179,6 +182,7 @@ class SpaceReader:
         self.emit = emit
         self.now = now
         self.request_cost = max(0, request_cost)
+        self.requests_in_flight = requests_in_flight
         previous = previous_open if previous_open is not None else empty_open_runs()
         if "slack" not in previous.column_names:
             previous = previous.append_column("slack", pa.array([0] * previous.num_rows, pa.int64()))
@@ -323,8 +327,7 @@ class SpaceReader:
                 for index, ranges in zip(todo, full):
                     if not ranges:  # its whole bracket was read and it was not there: the API no longer lists it
                         self.found.unlisted[index] = True
-            for window in plan_windows(needed, self.request_cost, budget, max_window=MAX_RUNS_PER_REQUEST):
-                self._fetch(window, region="open")
+            self._fetch_all(plan_windows(needed, self.request_cost, budget, max_window=MAX_RUNS_PER_REQUEST), "open")
 
     def _shift_brackets(self, deleted_bound: int) -> tuple[np.ndarray, np.ndarray]:
         """Per run open at the last load, how far deletions can have lowered its rank: [low, high].
@@ -352,14 +355,28 @@ class SpaceReader:
 
     # One request
 
+    def _fetch_all(self, windows: list[Window], region: str) -> None:
+        """Independent requests, a few in flight at once (their round trips overlap), taken in the order planned."""
+        if len(windows) < 2 or self.requests_in_flight < 2:
+            for window in windows:
+                self._fetch(window, region)
+            return
+        with ThreadPoolExecutor(self.requests_in_flight, thread_name_prefix="unpod-window") as pool:
+            responses = pool.map(lambda window: self.client.runs_page(self.space_token, window.page,
+                                                                      window.page_size), windows)
+            for window, response in zip(windows, responses):
+                self._fetch(window, region, response=response)
+
     def _fetch(self, window: Window, region: str, boundary: pa.Array | None = None,
-               fallback: bool = False) -> tuple[RunsPage, ParsedPage]:
-        """One request, and what it says: ranks read, open runs found, rows to load.
+               fallback: bool = False, response: RunsPage | None = None) -> tuple[RunsPage, ParsedPage]:
+        """One request (unless its ``response`` came already), and what it says: ranks read, open runs found, rows
+        to load.
 
         ``region``: "all" (a full pass: every row goes on), "top" (rows above the first known run are new) or "open"
         (only open runs that changed go on: the rest were terminal and loaded before, and terminal runs do not change).
         """
-        response = self.client.runs_page(self.space_token, window.page, window.page_size)
+        if response is None:
+            response = self.client.runs_page(self.space_token, window.page, window.page_size)
         self.requests += 1
         self.runs_served += len(response.items)
         self.counts.append(response.count)
