@@ -265,18 +265,18 @@ class SpaceReader:
 
     def _read_everything(self) -> None:
         """Page 1 gives the count; the rest is read in big aligned windows, then on to the end."""
-        response, parsed = self._fetch(Window(1, self.page_size), region="all")
+        response = self._fetch(Window(1, self.page_size), region="all")
         self.top_count = response.count
         self.top_seen = list(self.top_ids)
         if len(response.items) < self.page_size or self.page_size >= response.count:
             return
         last_page = -(-response.count // self.page_size)
         for page, pages in aligned_blocks(list(range(2, last_page + 1)), _pages_per_full_window(self.page_size)):
-            response, _ = self._fetch(Window(page, pages * self.page_size), region="all")
+            response = self._fetch(Window(page, pages * self.page_size), region="all")
         # Runs created meanwhile pushed the oldest ones further down: follow them to the end of the list.
         page = last_page + 1
         while len(response.items) and (page - 1) * self.page_size < response.count:
-            response, _ = self._fetch(Window(page, self.page_size), region="all")
+            response = self._fetch(Window(page, self.page_size), region="all")
             page += 1
         self._catch_up_with_the_top()
 
@@ -291,7 +291,7 @@ class SpaceReader:
         read_until = 0
         while windows:
             for window in windows:
-                response, parsed = self._fetch(window, region="top", boundary=boundary, fallback=fallback)
+                response = self._fetch(window, region="top", boundary=boundary, fallback=fallback)
                 if self.boundary_offset is not None or len(response.items) < window.page_size \
                         or window.stop >= response.count:
                     self.top_count = response.count
@@ -327,7 +327,7 @@ class SpaceReader:
                 for index, ranges in zip(todo, full):
                     if not ranges:  # its whole bracket was read and it was not there: the API no longer lists it
                         self.found.unlisted[index] = True
-            self._fetch_all(plan_windows(needed, self.request_cost, budget, max_window=MAX_RUNS_PER_REQUEST), "open")
+            self._fetch_all(plan_windows(needed, self.request_cost, budget, max_window=MAX_RUNS_PER_REQUEST))
 
     def _shift_brackets(self, deleted_bound: int) -> tuple[np.ndarray, np.ndarray]:
         """Per run open at the last load, how far deletions can have lowered its rank: [low, high].
@@ -355,84 +355,102 @@ class SpaceReader:
 
     # One request
 
-    def _fetch_all(self, windows: list[Window], region: str) -> None:
-        """Independent requests, a few in flight at once (their round trips overlap), taken in the order planned."""
-        if len(windows) < 2 or self.requests_in_flight < 2:
-            for window in windows:
-                self._fetch(window, region)
+    def _fetch_all(self, windows: list[Window]) -> None:
+        """The independent windows of one round for open runs: a few requests in flight at once (their round trips
+        overlap), and their runs taken as one table (a response of one run costs as much to convert as a hundred)."""
+        if not windows:
             return
-        with ThreadPoolExecutor(self.requests_in_flight, thread_name_prefix="unpod-window") as pool:
-            responses = pool.map(lambda window: self.client.runs_page(self.space_token, window.page,
-                                                                      window.page_size), windows)
-            for window, response in zip(windows, responses):
-                self._fetch(window, region, response=response)
+        if len(windows) > 1 and self.requests_in_flight > 1:
+            with ThreadPoolExecutor(self.requests_in_flight, thread_name_prefix="unpod-window") as pool:
+                responses = list(pool.map(self._request, windows))
+        else:
+            responses = [self._request(window) for window in windows]
+        items: list = []
+        ranks: list[np.ndarray] = []
+        answered: list[np.ndarray] = []
+        for window, response in zip(windows, responses):
+            self._record(window, response)
+            items.extend(response.items)
+            ranks.append(response.count - 1 - window.start - np.arange(len(response.items)))
+            answered.append(np.full(len(response.items), len(self.counts) - 1))
+        parsed = parse_page(self.space_token, windows[0].page, items, self.now())
+        table = parsed.table
+        if table is not None:
+            positions = parsed.positions.to_numpy()
+            keep = self._take(table, np.concatenate(ranks)[positions], np.concatenate(answered)[positions], "open",
+                              np.zeros(table.num_rows, bool))
+            table = table.filter(pa.array(keep))
+        # Bad items in windows read for open runs are not reported: they were, when they were new.
+        self.emit(PageBatch(self.space_token, windows[0].page,
+                            ParsedPage(table if table is not None and table.num_rows else None,
+                                       pa.array([], pa.int64()), []),
+                            self.counts[-1], len(items)))
 
-    def _fetch(self, window: Window, region: str, boundary: pa.Array | None = None,
-               fallback: bool = False, response: RunsPage | None = None) -> tuple[RunsPage, ParsedPage]:
-        """One request (unless its ``response`` came already), and what it says: ranks read, open runs found, rows
-        to load.
+    def _request(self, window: Window) -> RunsPage:
+        return self.client.runs_page(self.space_token, window.page, window.page_size)
 
-        ``region``: "all" (a full pass: every row goes on), "top" (rows above the first known run are new) or "open"
-        (only open runs that changed go on: the rest were terminal and loaded before, and terminal runs do not change).
-        """
-        if response is None:
-            response = self.client.runs_page(self.space_token, window.page, window.page_size)
+    def _record(self, window: Window, response: RunsPage) -> None:
+        """Count a response, and note which ranks it read (its live count says where its window fell)."""
         self.requests += 1
         self.runs_served += len(response.items)
         self.counts.append(response.count)
-        offset = window.start
         if response.items:
-            high = response.count - 1 - offset
+            high = response.count - 1 - window.start
             self.covered.append((high - len(response.items) + 1, high))
+
+    def _fetch(self, window: Window, region: str, boundary: pa.Array | None = None,
+               fallback: bool = False) -> RunsPage:
+        """One request down the list, and what it says: ranks read, the first known run, rows to load.
+
+        ``region``: "all" (a full pass: every row goes on) or "top" (rows above the first known run are new).
+        """
+        response = self._request(window)
+        self._record(window, response)
+        offset = window.start
         parsed = parse_page(self.space_token, window.page, response.items, self.now())
         table = parsed.table
         if region == "top":
             self.top_read_stop = offset + len(response.items)
             self.boundary_offset = None
-        if offset == 0 and region != "open":
+        if offset == 0:
             self.top_ids = table["run_id"].slice(0, TOP_IDS_KEPT).to_pylist() if table is not None else []
-        cut = None
         if table is not None:
             positions = parsed.positions.to_numpy()
+            is_new = np.ones(table.num_rows, bool)
             if region == "top":
                 cut = self._boundary_in(table, positions, offset, response.count, boundary, fallback)
                 self.boundary_offset = cut
                 self.top_seen.extend(table["run_id"].slice(0, TOP_IDS_KEPT).to_pylist())
-            keep = self._take(table, positions, offset, response.count, region, cut)
-            table = table.filter(pa.array(keep))
-            parsed = ParsedPage(table if table.num_rows else None, parsed.positions.filter(pa.array(keep)),
-                                parsed.rejected)
-        # A window read for open runs reports no bad items: they were there, and reported, when it was first read.
-        rejected = [] if region == "open" else parsed.rejected
-        self.rejected += len(rejected)
-        self.emit(PageBatch(self.space_token, window.page, ParsedPage(parsed.table, parsed.positions, rejected),
-                            response.count, len(response.items)))
-        return response, parsed
-
-    def _take(self, table: pa.Table, positions: np.ndarray, offset: int, count: int, region: str,
-              cut: int | None) -> np.ndarray:
-        """Note what a response's runs say for tomorrow; return which of them go on to be loaded."""
-        self.runs_read += table.num_rows
-        ranks = count - 1 - offset - positions
-        if region == "all":
-            is_new = np.ones(table.num_rows, bool)
-        elif region == "top":
-            is_new = offset + positions < cut if cut is not None else np.ones(table.num_rows, bool)
-        else:
-            is_new = np.zeros(table.num_rows, bool)
-        if region != "open":
+                if cut is not None:
+                    is_new = offset + positions < cut
             newest = pc.max(table["created"]).as_py()
             if newest is not None and (self.newest is None or newest > self.newest):
                 self.newest = newest
+            keep = self._take(table, response.count - 1 - offset - positions,
+                              np.full(table.num_rows, len(self.counts) - 1), region, is_new)
+            table = table.filter(pa.array(keep))
+            parsed = ParsedPage(table if table.num_rows else None, parsed.positions.filter(pa.array(keep)),
+                                parsed.rejected)
+        self.rejected += len(parsed.rejected)
+        self.emit(PageBatch(self.space_token, window.page, parsed, response.count, len(response.items)))
+        return response
+
+    def _take(self, table: pa.Table, ranks: np.ndarray, answered: np.ndarray, region: str,
+              is_new: np.ndarray) -> np.ndarray:
+        """Note what runs read say for tomorrow; return which of them go on to be loaded.
+
+        ``ranks`` and ``answered`` (which of tonight's responses held it) are per row.
+        """
+        self.runs_read += table.num_rows
         ids = table["run_id"].to_pylist()
         previous_index = np.fromiter((self.previous_position.get(run_id, -1) for run_id in ids), np.int64, len(ids))
         was_open = previous_index >= 0
-        keep = is_new | self._note_previous_open(table, ranks, previous_index, was_open)
+        keep = is_new | self._note_previous_open(table, ranks, answered, previous_index, was_open)
         # An open run that was not open before: a new one, or one a full pass had not seen.
         unknown_open = open_mask(table).to_numpy(zero_copy_only=False) & ~was_open
         if unknown_open.any():
             mask = pa.array(unknown_open)
-            self.new_open.append((len(self.counts) - 1, pa.table({
+            self.new_open.append((answered[unknown_open], pa.table({
                 "run_id": table["run_id"].filter(mask),
                 "rank": pa.array(ranks[unknown_open], pa.int64()),
                 "status": table["status"].filter(mask),
@@ -470,8 +488,8 @@ class SpaceReader:
     def newest_before(self) -> datetime | None:
         return _parse_iso(self.cursor.newest_created) if self.cursor else None
 
-    def _note_previous_open(self, table: pa.Table, ranks: np.ndarray, previous_index: np.ndarray,
-                            was_open: np.ndarray) -> np.ndarray:
+    def _note_previous_open(self, table: pa.Table, ranks: np.ndarray, answered: np.ndarray,
+                            previous_index: np.ndarray, was_open: np.ndarray) -> np.ndarray:
         """Record the runs open at the last load that this response holds; True where one changed (to load it)."""
         changed = np.zeros(table.num_rows, bool)
         rows = np.flatnonzero(was_open)
@@ -480,7 +498,7 @@ class SpaceReader:
         row_array = pa.array(rows)
         targets = previous_index[rows]
         self.found.rank[targets] = ranks[rows]
-        self.found.response[targets] = len(self.counts) - 1
+        self.found.response[targets] = answered[rows]
         self.found.unlisted[targets] = False
         statuses = table["status"].take(row_array).to_pylist()
         modified = table["modified"].take(row_array).to_pylist()
@@ -528,9 +546,8 @@ class SpaceReader:
                                        | (now["slack"].to_numpy() != self.previous_slack))
         closed = ~(still_open | kept)
         new_open = _last_per_run(pa.concat_tables([empty_open_runs()] + [
-            table.set_column(4, "slack", pa.array([int(self._deleted_after(np.array([response]))[0])] * table.num_rows,
-                                                  pa.int64()))
-            for response, table in self.new_open]))
+            table.set_column(4, "slack", pa.array(self._deleted_after(answered), pa.int64()))
+            for answered, table in self.new_open]))
         open_runs = pa.concat_tables([now.filter(pa.array(still_open | kept)), new_open])
         changes = pa.concat_tables([
             _cursor_rows(now.filter(pa.array(moved)), self.space_token, closed=False),
