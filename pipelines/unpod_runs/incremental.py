@@ -14,6 +14,11 @@ at the last load, however old (terminal runs are assumed final). So the rule is 
 * **Coverage in rank space.** Every response says, through its live ``count``, which ranks it read; positions are
   recomputed from the latest count before each round, so runs created while paging move nothing that matters, and a
   count that shrank (deletions while paging) makes the rounds look again.
+* **Slack.** A run not found where the counts allow (changes while paging can hide one) is kept as last seen and
+  looked for again at the next load in a bracket twice as wide, until it is found or the bracket reaches the bottom.
+
+The cursor is small state per space in dlt's source state (count, top ids, newest created) plus one row per open run
+in the table ``unpod.run_cursor`` (rank, status, modified, slack), both committed with the load that read them.
 
 Only rows that can have changed go on to be loaded: new runs, and open runs whose status or ``modified`` moved. A
 space with no cursor (first load, a space added since) and ``--full-scan`` read every page.
@@ -203,7 +208,8 @@ class SpaceReader:
             modified=[None] * len(self.previous),
             unlisted=np.zeros(len(self.previous), bool),
         )
-        self.new_open: list[tuple[int, pa.Table]] = []  # (response, open runs not open before, with their ranks)
+        # Open runs that were not open at the last load, with their ranks, and which response held each.
+        self.new_open: list[tuple[np.ndarray, pa.Table]] = []
         self.emitted: dict[str, str | None] = {}  # run_id -> status sent on: overlapping windows may read a run twice
         self.counts: list[int] = []
         self.covered: list[tuple[int, int]] = []  # rank ranges [low, high] read in this pass
@@ -537,8 +543,8 @@ class SpaceReader:
                                        self.previous["modified"])
         still_open = found & open_mask(now).to_numpy(zero_copy_only=False)
         # Not found: gone after a full pass, or after a search that read its whole bracket on a night whose count
-        # never moved. Otherwise it is kept as last seen and looked for again, wider: a deletion and a creation
-        # between two requests leave the count as it was, so drift can hide a run.
+        # never fell while paging (or that reached the bottom of the list). Otherwise it is kept as last seen, and
+        # looked for again next time, wider.
         searched_all = self.found.unlisted & ~found & (self._shrinkage() == 0)
         exhausted = ~found & self.found.unlisted & (self.previous_slack + self.deleted_bound >= self.previous_ranks)
         kept = ~found & ~searched_all & ~exhausted & (not self.full_pass)
@@ -583,10 +589,10 @@ class SpaceReader:
         )
 
 
+# The rows of unpod.run_cursor: one per open run; a row with ``closed`` deletes its run's row (dlt's hard delete).
 CURSOR_TABLE_SCHEMA = pa.schema(
     [pa.field("run_id", pa.string(), nullable=False), ("space_token", pa.string()), ("rank", pa.int64()),
-     ("status", pa.string()),
-     ("modified", TIMESTAMP), ("slack", pa.int64()), ("closed", pa.bool_())]
+     ("status", pa.string()), ("modified", TIMESTAMP), ("slack", pa.int64()), ("closed", pa.bool_())]
 )
 
 
