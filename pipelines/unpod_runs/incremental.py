@@ -522,7 +522,7 @@ class SpaceReader:
 
     def _slack_after_miss(self) -> np.ndarray:
         """A run not found tonight may have moved by more than the counts allow: double how far to look."""
-        return 2 * (self.previous_slack + self.deleted_bound) + 1
+        return np.minimum(2 * (self.previous_slack + self.deleted_bound) + 1, self.previous_ranks)
 
     def _shrinkage(self) -> int:
         return sum(max(0, earlier - later) for earlier, later in zip(self.counts, self.counts[1:]))
@@ -543,11 +543,9 @@ class SpaceReader:
                                        self.previous["modified"])
         still_open = found & open_mask(now).to_numpy(zero_copy_only=False)
         # Not found: gone after a full pass, or after a search that read its whole bracket on a night whose count
-        # never fell while paging (or that reached the bottom of the list). Otherwise it is kept as last seen, and
-        # looked for again next time, wider.
+        # never fell while paging. Otherwise it is kept as last seen, and looked for again next time, wider.
         searched_all = self.found.unlisted & ~found & (self._shrinkage() == 0)
-        exhausted = ~found & self.found.unlisted & (self.previous_slack + self.deleted_bound >= self.previous_ranks)
-        kept = ~found & ~searched_all & ~exhausted & (not self.full_pass)
+        kept = ~found & ~searched_all & (not self.full_pass)
         moved = (still_open | kept) & (version_moved | (now["rank"].to_numpy() != self.previous_ranks)
                                        | (now["slack"].to_numpy() != self.previous_slack))
         closed = ~(still_open | kept)
@@ -560,7 +558,7 @@ class SpaceReader:
             _cursor_rows(now.filter(pa.array(closed)), self.space_token, closed=True),
             _cursor_rows(new_open, self.space_token, closed=False),
         ])
-        unlisted = int(np.sum((searched_all | exhausted) & ~found)) if not self.full_pass else 0
+        unlisted = int(np.sum(searched_all)) if not self.full_pass else 0
         if unlisted:
             log.warning("event=open_runs_not_listed space=%s runs=%d note=%r", self.space_token, unlisted,
                         "no longer listed by the API: kept as last seen; the next --full-scan marks them deleted")
