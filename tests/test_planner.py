@@ -12,7 +12,17 @@ import pytest
 
 from unpod_runs.client import RunsPage
 from unpod_runs.incremental import SpaceCursor, SpaceReader, empty_open_runs
-from unpod_runs.planner import Window, aligned_blocks, cover, next_top_windows, plan_windows, served
+from unpod_runs.planner import (
+    Window,
+    aligned_blocks,
+    cover,
+    merged_ranges,
+    next_top_windows,
+    plan_windows,
+    served,
+    shift_brackets,
+    where_it_can_be,
+)
 from unpod_runs.sandbox.world import TERMINAL_STATUSES, World
 
 NOW = datetime(2026, 11, 27, 2, 0, tzinfo=timezone.utc)
@@ -80,6 +90,29 @@ def test_aligned_blocks_cover_exactly_the_pages_asked_for():
             covered.extend(range(first, first + pages_per_request))
         assert covered == wanted
     assert len(aligned_blocks(list(range(2, 34)), 16)) <= 6
+
+
+def test_shift_brackets_come_from_the_runs_found_around_each_one():
+    import numpy as np
+
+    # Ranks 10..50; two runs deleted between ranks 20 and 30 (the counts allow three deletions in all).
+    ranks = np.array([10, 20, 30, 40, 50])
+    found = np.array([10, -1, -1, 38, -1])  # the oldest did not move, the one at 40 moved by 2
+    low, high = shift_brackets(ranks, found, np.zeros(5, np.int64), deleted_bound=3)
+    assert low.tolist() == [0, 0, 0, 2, 2]
+    assert high.tolist() == [0, 2, 2, 2, 3]
+    # A run not found where it should have been last time carries slack: its bracket is that much wider.
+    low, high = shift_brackets(ranks, np.full(5, -1), np.array([0, 0, 4, 0, 0]), deleted_bound=1)
+    assert high.tolist() == [1, 1, 5, 1, 1]
+
+
+def test_where_it_can_be_is_its_bracket_less_what_was_read():
+    # Rank 60 at count 100 stands at offset 39; with a shift of up to 3, offsets 39..42.
+    assert where_it_can_be(60, 0, 3, 100, []) == [(39, 43)]
+    # Ranks 58 and 59 were read already (offsets 40, 41): what is left is 39 and 42.
+    assert sorted(where_it_can_be(60, 0, 3, 100, merged_ranges([(59, 59), (58, 58)]))) == [(39, 40), (42, 43)]
+    assert where_it_can_be(60, 0, 3, 100, merged_ranges([(50, 70)])) == []
+    assert merged_ranges([(5, 6), (1, 2), (3, 3), (9, 9)]) == [(1, 3), (5, 6), (9, 9)]
 
 
 class MemoryClient:

@@ -26,7 +26,6 @@ space with no cursor (first load, a space added since) and ``--full-scan`` read 
 
 from __future__ import annotations
 
-import bisect
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -38,7 +37,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .client import RunsPage
-from .planner import Window, aligned_blocks, next_top_windows, plan_windows
+from .planner import (
+    Window,
+    aligned_blocks,
+    merged_ranges,
+    next_top_windows,
+    plan_windows,
+    shift_brackets,
+    where_it_can_be,
+)
 from .records import TIMESTAMP, ParsedPage, open_mask, parse_page
 
 log = logging.getLogger(__name__)
@@ -317,47 +324,25 @@ class SpaceReader:
             todo = np.flatnonzero((self.found.rank < 0) & ~self.found.unlisted)
             if not len(todo):
                 return
-            low, high = self._shift_brackets(deleted_bound)
+            low, high = shift_brackets(self.previous_ranks, self.found.rank, self.previous_slack, deleted_bound)
             count = self.counts[-1]
-            covered = _merged(self.covered)
+            covered = merged_ranges(self.covered)
             budget = 2 * len(todo)
-            full = [self._needed(index, low[index], high[index], count, covered) for index in todo]
+            ranks = self.previous_ranks
+            full = [where_it_can_be(int(ranks[index]), int(low[index]), int(high[index]), count, covered)
+                    for index in todo]
             if round_number == 0 and sum(stop - start for ranges in full for start, stop in ranges) > budget:
                 # Too wide to read whole: probe each run where it stands if every deletion was newer than it, and
                 # where it stands if every one was older. The runs found bracket the others for the next round.
                 needed = [piece for index in todo
                           for shift in {int(low[index]), int(high[index])}
-                          for piece in self._needed(index, shift, shift, count, covered)]
+                          for piece in where_it_can_be(int(ranks[index]), shift, shift, count, covered)]
             else:
                 needed = [piece for ranges in full for piece in ranges]
                 for index, ranges in zip(todo, full):
                     if not ranges:  # its whole bracket was read and it was not there: the API no longer lists it
                         self.found.unlisted[index] = True
             self._fetch_all(plan_windows(needed, self.request_cost, budget, max_window=MAX_RUNS_PER_REQUEST))
-
-    def _shift_brackets(self, deleted_bound: int) -> tuple[np.ndarray, np.ndarray]:
-        """Per run open at the last load, how far deletions can have lowered its rank: [low, high].
-
-        Deletions of older runs lower a rank; so a run's shift is at least that of any older run found tonight and at
-        most that of any newer one, and never more than the deletions the counts allow.
-        """
-        shift = np.where(self.found.rank >= 0, self.previous_ranks - self.found.rank, -1)
-        known = self.found.rank >= 0
-        low = np.maximum.accumulate(np.where(known, shift, 0)) if len(shift) else shift
-        high_from_newer = np.where(known, shift, deleted_bound)[::-1]
-        high = np.minimum.accumulate(high_from_newer)[::-1] if len(shift) else shift
-        low = np.clip(low, 0, deleted_bound)
-        high = np.clip(np.maximum(high, low), 0, deleted_bound) + np.where(known, 0, self.previous_slack)
-        return low, high
-
-    def _needed(self, index: int, low: int, high: int, count: int,
-                covered: list[tuple[int, int]]) -> list[tuple[int, int]]:
-        """Offsets, at ``count``, where run ``index`` can be with a shift in [low, high], less the ranks read."""
-        rank_high = min(int(self.previous_ranks[index]) - int(low), count - 1)
-        rank_low = max(0, int(self.previous_ranks[index]) - int(high))
-        if rank_high < rank_low:
-            return []
-        return [(count - 1 - high_, count - low_) for low_, high_ in _uncovered(rank_low, rank_high, covered)]
 
     # One request
 
@@ -623,35 +608,6 @@ def _same(status_a: pa.Array, modified_a: pa.Array, status_b: pa.Array, modified
         return pc.or_(pc.fill_null(pc.equal(a, b), False), pc.and_(pc.is_null(a), pc.is_null(b)))
 
     return pc.and_(equal(status_a, status_b), equal(modified_a, modified_b)).to_numpy(zero_copy_only=False)
-
-
-def _merged(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """Inclusive ranges merged into sorted, disjoint ones."""
-    merged: list[list[int]] = []
-    for low, high in sorted(ranges):
-        if merged and low <= merged[-1][1] + 1:
-            merged[-1][1] = max(merged[-1][1], high)
-        else:
-            merged.append([low, high])
-    return [(low, high) for low, high in merged]
-
-
-def _uncovered(low: int, high: int, covered: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """The parts of the inclusive range [low, high] outside the sorted, disjoint ``covered`` ranges."""
-    pieces = []
-    index = bisect.bisect_right(covered, (low, float("inf"))) - 1
-    index = max(index, 0)
-    while index < len(covered) and covered[index][0] <= high:
-        cut_low, cut_high = covered[index]
-        if cut_high >= low:
-            if cut_low > low:
-                pieces.append((low, cut_low - 1))
-            low = cut_high + 1
-            if low > high:
-                return pieces
-        index += 1
-    pieces.append((low, high))
-    return pieces
 
 
 def _pages_per_full_window(page_size: int) -> int:

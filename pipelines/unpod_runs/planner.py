@@ -6,12 +6,16 @@ that length. The planner covers the positions a night must read with such window
 cost model: a request costs as much as serving ``request_cost`` runs (its round trip, headers, parsing), and never
 serves more than a budget of runs in all.
 
-Positions here are 0-based offsets from the top of the list (newest first) at one moment's ``count``.
+Positions here are 0-based offsets from the top of the list (newest first) at one moment's ``count``; a *rank* is how
+many runs are older than a run (``offset = count - 1 - rank``), which runs created at the top never change.
 """
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
+
+import numpy as np
 
 
 @dataclass(frozen=True, order=True)
@@ -185,3 +189,62 @@ def aligned_blocks(pages: list[int], max_pages: int) -> list[tuple[int, int]]:
             start += size
             length -= size
     return blocks
+
+
+def shift_brackets(ranks: np.ndarray, found_ranks: np.ndarray, slack: np.ndarray,
+                   deleted_bound: int) -> tuple[np.ndarray, np.ndarray]:
+    """How far deletions can have lowered each remembered rank tonight: per run, the shift's [low, high].
+
+    ``ranks`` are the ranks remembered (sorted ascending), ``found_ranks`` tonight's where a run was found (-1
+    elsewhere), ``slack`` how much further than the counts a run may have moved. Deleting an older run lowers a rank
+    by one, so a run's shift is at least that of any older run found and at most that of any newer one, and never more
+    than the ``deleted_bound`` the counts allow (plus its own slack).
+    """
+    if not len(ranks):
+        return ranks.copy(), ranks.copy()
+    known = found_ranks >= 0
+    shift = np.where(known, ranks - found_ranks, 0)
+    low = np.clip(np.maximum.accumulate(shift), 0, deleted_bound)
+    high = np.minimum.accumulate(np.where(known, shift, deleted_bound)[::-1])[::-1]
+    high = np.clip(np.maximum(high, low), 0, deleted_bound) + np.where(known, 0, slack)
+    return low, high
+
+
+def where_it_can_be(rank: int, low: int, high: int, count: int,
+                    covered: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Offsets ``[start, stop)``, at ``count``, where a run of remembered ``rank`` can be with a shift in [low, high],
+    less the ranks already read (``covered``: sorted, disjoint, inclusive rank ranges)."""
+    rank_high = min(rank - low, count - 1)
+    rank_low = max(0, rank - high)
+    if rank_high < rank_low:
+        return []
+    return [(count - 1 - high_, count - low_) for low_, high_ in _uncovered(rank_low, rank_high, covered)]
+
+
+def merged_ranges(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Inclusive ranges merged into sorted, disjoint ones."""
+    merged: list[list[int]] = []
+    for low, high in sorted(ranges):
+        if merged and low <= merged[-1][1] + 1:
+            merged[-1][1] = max(merged[-1][1], high)
+        else:
+            merged.append([low, high])
+    return [(low, high) for low, high in merged]
+
+
+def _uncovered(low: int, high: int, covered: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The parts of the inclusive range [low, high] outside the sorted, disjoint ``covered`` ranges."""
+    pieces = []
+    index = bisect.bisect_right(covered, (low, float("inf"))) - 1
+    index = max(index, 0)
+    while index < len(covered) and covered[index][0] <= high:
+        cut_low, cut_high = covered[index]
+        if cut_high >= low:
+            if cut_low > low:
+                pieces.append((low, cut_low - 1))
+            low = cut_high + 1
+            if low > high:
+                return pieces
+        index += 1
+    pieces.append((low, high))
+    return pieces
