@@ -4,6 +4,7 @@ memory, fuzzed over many seeds with inserts, deletions and drift while paging.""
 from __future__ import annotations
 
 import random
+import threading
 from datetime import datetime, timezone
 
 import orjson
@@ -123,14 +124,17 @@ class MemoryClient:
         self.between_requests = between_requests
         self.requests = 0
         self.served = 0
+        self.lock = threading.Lock()
 
     def runs_page(self, space_token: str, page: int, page_size: int) -> RunsPage:
-        if self.between_requests is not None and self.requests:
-            self.between_requests(self.requests)
-        self.requests += 1
+        with self.lock:  # the reader sends a few requests at once
+            if self.between_requests is not None and self.requests:
+                self.between_requests(self.requests)
+            self.requests += 1
         count, body = self.world.runs_page(space_token, (page - 1) * page_size, page_size)
         items = orjson.loads(body)
-        self.served += len(items)
+        with self.lock:
+            self.served += len(items)
         return RunsPage(space_token, page, page_size, count, items)
 
 

@@ -218,7 +218,9 @@ class SpaceReader:
         # Open runs that were not open at the last load, with their ranks, and which response held each.
         self.new_open: list[tuple[np.ndarray, pa.Table]] = []
         self.emitted: dict[str, str | None] = {}  # run_id -> status sent on: overlapping windows may read a run twice
-        self.counts: list[int] = []
+        self.counts: list[int] = []  # every response's live count, in the order requested
+        self.falls: list[int] = []  # per response: how many runs can have been deleted just before it
+        self.batch_falls: list[int] = []  # per response: what its batch of concurrent requests can hide
         self.covered: list[tuple[int, int]] = []  # rank ranges [low, high] read in this pass
         self.top_ids: list[str] = []
         self.newest: datetime | None = _parse_iso(cursor.newest_created) if cursor else None
@@ -270,9 +272,9 @@ class SpaceReader:
         One request, sized to what the count grew by, normally reaches them.
         """
         for _ in range(MAX_PASSES):
-            if self.counts[-1] <= self.top_count:
+            if max(self.counts) <= self.top_count:
                 return
-            grown = self.counts[-1] - self.top_count
+            grown = max(self.counts) - self.top_count
             self._read_top(pa.array(list(dict.fromkeys(self.top_seen)), pa.string()), fallback=False,
                            first=grown + 1, known_count=self.top_count)
 
@@ -359,11 +361,21 @@ class SpaceReader:
         items: list = []
         ranks: list[np.ndarray] = []
         answered: list[np.ndarray] = []
+        first = len(self.counts)
+        before = self.counts[-1] if self.counts else responses[0].count
         for window, response in zip(windows, responses):
             self._record(window, response)
             items.extend(response.items)
             ranks.append(response.count - 1 - window.start - np.arange(len(response.items)))
             answered.append(np.full(len(response.items), len(self.counts) - 1))
+        batch = self.counts[first:]
+        steps = [before, *batch]
+        if len(batch) > 1 and any(later < earlier for earlier, later in zip(steps, steps[1:])):
+            # Requests in flight together were served in an unknown order: a count that fell anywhere in the batch
+            # may stand for deletions before any of its responses.
+            fall = max(steps) - min(batch)
+            self.falls[first:] = [fall] + [0] * (len(batch) - 1)
+            self.batch_falls[first:] = [fall] * len(batch)
         parsed = parse_page(self.space_token, windows[0].page, items, self.now())
         table = parsed.table
         if table is not None:
@@ -384,6 +396,8 @@ class SpaceReader:
         """Count a response, and note which ranks it read (its live count says where its window fell)."""
         self.requests += 1
         self.runs_served += len(response.items)
+        self.falls.append(max(0, self.counts[-1] - response.count) if self.counts else 0)
+        self.batch_falls.append(0)
         self.counts.append(response.count)
         if response.items:
             high = response.count - 1 - window.start
@@ -500,17 +514,21 @@ class SpaceReader:
         return changed
 
     def _deleted_after(self, responses: np.ndarray) -> np.ndarray:
-        """Runs deleted after each given response tonight (the count fell): ranks read then are that much too high."""
-        falls = np.maximum(0, -np.diff(np.array(self.counts or [0], np.int64)))
-        after = np.concatenate([np.cumsum(falls[::-1])[::-1], [0]])
-        return after[np.clip(responses, 0, len(after) - 1)]
+        """Runs that can have been deleted after each given response tonight: ranks read then are that much too high.
+
+        A response shares the uncertainty of the requests that were in flight with it."""
+        falls = np.array(self.falls or [0], np.int64)
+        after = np.concatenate([np.cumsum(falls[::-1])[::-1][1:], [0]])
+        index = np.clip(responses, 0, len(falls) - 1)
+        return after[index] + np.array(self.batch_falls or [0], np.int64)[index]
 
     def _slack_after_miss(self) -> np.ndarray:
         """A run not found tonight may have moved by more than the counts allow: double how far to look."""
         return np.minimum(2 * (self.previous_slack + self.deleted_bound) + 1, self.previous_ranks)
 
     def _shrinkage(self) -> int:
-        return sum(max(0, earlier - later) for earlier, later in zip(self.counts, self.counts[1:]))
+        """How many runs can have been deleted while paging tonight, as the live counts tell."""
+        return sum(self.falls)
 
     # Tomorrow
 
