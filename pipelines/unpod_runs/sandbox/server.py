@@ -28,7 +28,8 @@ log = logging.getLogger(__name__)
 
 API_PREFIX = "/api/v2/platform/"
 ADMIN_PREFIX = "/_sandbox/"
-FAULT_KINDS = ("500", "502", "503", "504", "429", "drop", "truncate", "slow")
+# "206" is the API's own upstream failure ("Runs Fetch Failed"), on the runs and tasks routes only.
+FAULT_KINDS = ("500", "502", "503", "504", "429", "drop", "truncate", "slow", "206")
 DEFAULT_PAGE = 1
 DEFAULT_PAGE_SIZE = 50
 
@@ -57,8 +58,12 @@ def _proxy_page(status: int) -> bytes:
 
 
 class FaultPlan:
-    """Which requests fail, and how. Random faults hit each API request with probability `rate`, drawn from one
-    seeded generator (so a run of requests fails the same way every time); the space sets fail always."""
+    """Which requests fail, and how; the space sets fail always.
+
+    Random faults hit a share `rate` of the API requests from the first request on: each stretch of 1/rate
+    requests holds one fault at a random place in it (so 0.2 faults one of the first five requests, where a
+    coin per request could spare a whole small load). Places and kinds come from one seeded generator, so a
+    run of requests fails the same way every time."""
 
     def __init__(self, seed: int = 0, rate: float = 0.0, kinds: tuple[str, ...] | list[str] = FAULT_KINDS,
                  retry_after_s: float = 0.05, slow_s: float = 0.5, always_206: set[str] | tuple = (),
@@ -83,13 +88,28 @@ class FaultPlan:
         self.no_access_spaces = frozenset(no_access_spaces)
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
+        self._requests = 0  # API requests drawn for so far
+        self._stretches = 0  # stretches of 1/rate requests whose fault is placed
+        self._next_fault = self._place_fault() if rate else None
+
+    def _place_fault(self) -> int:
+        stretch = 1 / self.rate
+        place = int((self._stretches + self._rng.random()) * stretch)
+        self._stretches += 1
+        # Two stretches shorter than two requests can pick the same request: the later fault moves on one.
+        return max(place, self._requests)
 
     def draw(self) -> str | None:
         """The fault for the next API request, or None."""
         if not self.rate:
             return None
         with self._lock:
-            return self._rng.choice(self.kinds) if self._rng.random() < self.rate else None
+            request = self._requests
+            self._requests += 1
+            if request != self._next_fault:
+                return None
+            self._next_fault = self._place_fault()
+            return self._rng.choice(self.kinds)
 
     def retry_after(self) -> str:
         """The `Retry-After` value: whole seconds as an int, else a fraction like "0.05"."""
@@ -315,6 +335,8 @@ class _Handler(BaseHTTPRequestHandler):
             sandbox.record(request.record(None, fault=fault))
             self.close_connection = True
             return
+        if fault == "206" and not request.paged:
+            fault = None  # the upstream failure is the runs store's: other routes answer as usual
         response = _fault_response(fault, sandbox.faults) or _api(sandbox, request)
         sandbox.record(request.record(response.status, fault=fault))
         self._send(response, truncate=fault == "truncate")
@@ -384,6 +406,8 @@ def _fault_response(fault: str | None, plan: FaultPlan) -> _Response | None:
         return _Response(int(fault), _proxy_page(int(fault)), "text/html")
     if fault == "429":
         return _Response(429, _proxy_page(429), "text/html", {"Retry-After": plan.retry_after()})
+    if fault == "206":
+        return _runs_failed(UPSTREAM_ERROR)
     return None
 
 
