@@ -19,6 +19,7 @@ only as whole seconds. Hence this client.
 from __future__ import annotations
 
 import email.utils
+import http.client
 import logging
 import random
 import ssl
@@ -325,6 +326,8 @@ def _connection_problem(exc: requests.RequestException, request: _Request, timeo
         return _Retry(f"no connection to {endpoint} within {timeout:g} s (connect timeout)")
     if isinstance(exc, requests.Timeout):
         return _Retry(f"no answer from {endpoint} within {timeout:g} s (read timeout)")
+    if any(isinstance(cause, (http.client.RemoteDisconnected, ConnectionResetError)) for cause in causes):
+        return _Retry(f"{endpoint} closed the connection without answering")
     if isinstance(exc, requests.exceptions.ChunkedEncodingError):
         return _Retry(f"{endpoint} cut the response short ({_last_words(causes)})")
     return _Retry(f"connection to {endpoint} failed ({_last_words(causes)})")
