@@ -308,8 +308,8 @@ def _connection_problem(exc: requests.RequestException, request: _Request, timeo
     if isinstance(exc, requests.exceptions.SSLError) or any(isinstance(cause, ssl.SSLError) for cause in causes):
         if "WRONG_VERSION_NUMBER" in text or "wrong version number" in text or "record layer failure" in text:
             raise ConfigError(
-                f"{request.where}: TLS handshake with {endpoint} failed: this port speaks plain HTTP, not HTTPS; "
-                f"use http:// for a local sandbox or the server's HTTPS port ({request.url}); {API_ROOT_HINT}"
+                f"{request.where}: TLS handshake with {endpoint} failed: this port speaks plain HTTP, not HTTPS "
+                f"({request.url}); in SOURCES__UNPOD__BASE_URL use http:// for a local sandbox, or the HTTPS port"
             )
         if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
             raise ConfigError(

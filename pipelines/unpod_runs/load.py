@@ -202,6 +202,7 @@ def _publish_with_report(workspace: Workspace, report_path: Path | None) -> None
         raise
     if pending is not None and pending.exists():
         os.replace(pending, report_path)
+        log.info("event=report_published path=%s", report_path)
 
 
 def _open_pipeline(workspace: Workspace) -> dlt.Pipeline:

@@ -11,6 +11,7 @@ at most every few seconds, so a nightly log stays readable.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import sys
 import time
@@ -21,7 +22,7 @@ log = logging.getLogger(__name__)
 
 LOG_EVERY_S = 5.0
 BAR_EVERY_S = 0.5
-BAR_WIDTH = 24
+BAR_WIDTH = 20
 
 
 @dataclass
@@ -146,9 +147,9 @@ class Progress:
             for token, space in self.spaces.items() if space.started and not space.done
         )
         text = (
-            f"[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {100 * share:3.0f}%  {self.runs_read:,} of "
-            f"{self.runs_listed:,} runs  {done}/{len(self.spaces)} spaces  {self.rate():,.0f} runs/s  "
-            f"{_duration(left)} left" + (f"  reading {reading}" if reading else "")
+            f"[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {100 * share:3.0f}% {self.runs_read:,}/"
+            f"{self.runs_listed:,} runs, {done}/{len(self.spaces)} spaces, {self.rate():,.0f} runs/s, "
+            f"{_duration(left)} left" + (f", reading {reading}" if reading else "")
         )
         return text[: max(10, width - 1)]
 
@@ -158,7 +159,7 @@ class Progress:
             return
         self._last_shown = now
         if self.live:
-            self.stream.write("\r\x1b[K" + self.bar(shutil.get_terminal_size().columns))
+            self.stream.write("\r\x1b[K" + self.bar(_columns(self.stream)))
             self.stream.flush()
             self._bar_shown = True
         else:
@@ -189,6 +190,15 @@ def _is_terminal(stream: TextIO) -> bool:
         return stream.isatty()
     except (AttributeError, ValueError):
         return False
+
+
+def _columns(stream: TextIO) -> int:
+    """The width of the terminal the bar is drawn on; a terminal that reports none gets a common 80."""
+    try:
+        columns = os.get_terminal_size(stream.fileno()).columns
+    except (AttributeError, OSError, ValueError):
+        columns = shutil.get_terminal_size().columns
+    return columns if columns >= 40 else 80
 
 
 def _duration(seconds: float | None) -> str:
