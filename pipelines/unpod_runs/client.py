@@ -153,7 +153,7 @@ class UnpodClient:
         api_token: str,
         org_handle: str | None = None,
         timeout: float = 30.0,
-        max_attempts: int = 5,
+        max_attempts: int = 6,
         backoff_factor: float = 0.5,
         max_retry_delay: float = 30.0,
         stats: RequestStats | None = None,
@@ -249,7 +249,7 @@ def _judge(status: int, headers: Any, body: bytes, request: _Request, org_handle
     where, url = request.where, request.url
     if status in AUTH_STATUSES:
         raise AuthError(
-            f"{where}: authentication failed, the API refused the token (HTTP {status} {_reason(status)}: "
+            f"{where}: authentication failed (unauthorized), the API refused the token (HTTP {status} {_reason(status)}: "
             f"{_message(body)}); check SOURCES__UNPOD__API_TOKEN"
         )
     if status == 429:
@@ -258,13 +258,14 @@ def _judge(status: int, headers: Any, body: bytes, request: _Request, org_handle
         return _Retry(f"HTTP {status} {_reason(status)}: {_message(body)}")
     if status == 200:
         parsed = _json_object(body)
-        problem = "not a JSON object" if parsed is None else request.shape(parsed)
+        if parsed is None:
+            # A proxy's or a web site's page: the API itself always answers a JSON object.
+            return _Retry(f"HTTP 200 with a body that is not the API's JSON ({_excerpt(body)}); is {url} the API? "
+                          f"{API_ROOT_HINT}")
+        problem = request.shape(parsed)
         if problem is None:
             return parsed
-        return _Retry(
-            f"HTTP 200 with a body that is not the API's JSON ({problem}: {_excerpt(body)}); "
-            f"is {url} the API? {API_ROOT_HINT}"
-        )
+        return _Retry(f"HTTP 200 with JSON that is not the API's answer ({problem}: {_excerpt(body)})")
     parsed = _json_object(body)
     if status == 404 and parsed is None:
         # Django's HTML 404: no route matched, so the path is wrong, whatever the token, space or handle.
