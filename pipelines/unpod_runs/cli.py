@@ -70,10 +70,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _command(commands: argparse._SubParsersAction, name: str, handler, summary: str) -> argparse.ArgumentParser:
     parser = commands.add_parser(name, help=summary, description=summary)
-    parser.add_argument("--db", type=Path, default=DEFAULT_DB, help=f"the published database (default {DEFAULT_DB})")
+    parser.add_argument("--db", type=Path, default=_default_db(),
+                        help=f"the published database (default {DEFAULT_DB}, in DLT_PROJECT_DIR when set)")
     _verbose_option(parser)
     parser.set_defaults(handler=handler)
     return parser
+
+
+def _default_db() -> Path:
+    """A job started elsewhere with DLT_PROJECT_DIR finds its database where it finds its settings."""
+    project = os.environ.get("DLT_PROJECT_DIR")
+    return Path(project) / DEFAULT_DB if project else DEFAULT_DB
 
 
 def _verbose_option(parser: argparse.ArgumentParser, default: object = argparse.SUPPRESS) -> None:

@@ -249,8 +249,8 @@ def _judge(status: int, headers: Any, body: bytes, request: _Request, org_handle
     where, url = request.where, request.url
     if status in AUTH_STATUSES:
         raise AuthError(
-            f"{where}: authentication failed (unauthorized), the API refused the token (HTTP {status} {_reason(status)}: "
-            f"{_message(body)}); check SOURCES__UNPOD__API_TOKEN"
+            f"{where}: authentication failed (unauthorized), the API refused the token "
+            f"(HTTP {status} {_reason(status)}: {_message(body)}); check SOURCES__UNPOD__API_TOKEN"
         )
     if status == 429:
         return _Retry("HTTP 429 Too Many Requests", retry_after=_retry_after_seconds(headers.get("Retry-After")))

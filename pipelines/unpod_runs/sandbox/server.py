@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 API_PREFIX = "/api/v2/platform/"
 ADMIN_PREFIX = "/_sandbox/"
-# "206" is the API's own upstream failure ("Runs Fetch Failed"), on the runs and tasks routes only.
+# "206" is the API's own upstream failure ("Runs Fetch Failed"), as `always_206` answers it on every route.
 FAULT_KINDS = ("500", "502", "503", "504", "429", "drop", "truncate", "slow", "206")
 DEFAULT_PAGE = 1
 DEFAULT_PAGE_SIZE = 50
@@ -60,10 +60,10 @@ def _proxy_page(status: int) -> bytes:
 class FaultPlan:
     """Which requests fail, and how; the space sets fail always.
 
-    Random faults hit a share `rate` of the API requests from the first request on: each stretch of 1/rate
-    requests holds one fault at a random place in it (so 0.2 faults one of the first five requests, where a
-    coin per request could spare a whole small load). Places and kinds come from one seeded generator, so a
-    run of requests fails the same way every time."""
+    Random faults hit a share `rate` of the API requests from the first request on: the first request faults,
+    and each later stretch of 1/rate requests holds one fault at a random place in it (a coin per request could
+    spare a whole small load). Places and kinds come from one seeded generator, so a run of requests fails the
+    same way every time."""
 
     def __init__(self, seed: int = 0, rate: float = 0.0, kinds: tuple[str, ...] | list[str] = FAULT_KINDS,
                  retry_after_s: float = 0.05, slow_s: float = 0.5, always_206: set[str] | tuple = (),
@@ -94,7 +94,8 @@ class FaultPlan:
 
     def _place_fault(self) -> int:
         stretch = 1 / self.rate
-        place = int((self._stretches + self._rng.random()) * stretch)
+        offset = self._rng.random() if self._stretches else 0.0
+        place = int((self._stretches + offset) * stretch)
         self._stretches += 1
         # Two stretches shorter than two requests can pick the same request: the later fault moves on one.
         return max(place, self._requests)
@@ -335,8 +336,6 @@ class _Handler(BaseHTTPRequestHandler):
             sandbox.record(request.record(None, fault=fault))
             self.close_connection = True
             return
-        if fault == "206" and not request.paged:
-            fault = None  # the upstream failure is the runs store's: other routes answer as usual
         response = _fault_response(fault, sandbox.faults) or _api(sandbox, request)
         sandbox.record(request.record(response.status, fault=fault))
         self._send(response, truncate=fault == "truncate")
