@@ -305,6 +305,21 @@ def test_rejected_items_are_named_by_space_page_and_field(load_env: LoadEnv):
     assert history(load_env.db) == [("partial", 2, 0)]
 
 
+def test_a_failed_data_check_exits_1_and_the_history_and_report_say_so(load_env: LoadEnv):
+    token = load_env.world.space_tokens()[-1]
+    load_env.world.add_raw_run(token, {"run_id": "R" + "9" * 32, "status": "completed",
+                                       "created": "2026-11-20T10:00:00", "modified": "2026-11-20T09:00:00"})
+
+    result = load_env.cli("load")
+
+    assert result.returncode == 1
+    assert "data checks failed" in result.stderr and "runs_modified_not_before_created" in result.stderr
+    assert history(load_env.db) == [("partial", 0, 0)]
+    with duckdb.connect(str(load_env.db), read_only=True) as con:
+        assert con.execute("select outcome from analytics.load_history").fetchall() == [("partial",)]
+    assert ": partial" in load_env.db.with_name("report.html").read_text()
+
+
 def test_a_clean_night_is_ok_in_the_history_too(load_env: LoadEnv):
     result = load_env.cli("load")
 

@@ -12,6 +12,7 @@ import dataclasses
 import logging
 import random
 import socket
+import sys
 import threading
 import time
 from collections import Counter
@@ -269,6 +270,13 @@ class _HTTPServer(ThreadingHTTPServer):
     block_on_close = False
     # A benchmark opens many connections at once; the default backlog of 5 would refuse some.
     request_queue_size = 128
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client hanging up mid-request (a TLS hello to this plain-HTTP port, a cut connection) is not a bug here.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            log.debug("connection from %s ended abruptly", client_address)
+            return
+        super().handle_error(request, client_address)
 
     def __init__(self, address: tuple[str, int], sandbox: SandboxServer):
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
