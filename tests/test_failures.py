@@ -262,6 +262,20 @@ def test_space_tokens_in_no_known_form_list_the_accepted_ones(load_env: LoadEnv)
     assert "['A', 'B']" in message and '["A", "B"]' in message and "A,B" in message
 
 
+@pytest.mark.parametrize(("key", "value", "words"), [
+    ("PAGE_SIZE", "abc", "SOURCES__UNPOD__PAGE_SIZE 'abc' is not a whole number"),
+    ("REQUEST_TIMEOUT", "soon", "SOURCES__UNPOD__REQUEST_TIMEOUT 'soon' is not a number"),
+    ("BASE_URL", "unpod.ai/api/v2/platform/", "base_url 'unpod.ai/api/v2/platform/' is not an http(s) URL"),
+])
+def test_a_setting_of_the_wrong_type_is_named_with_its_value(load_env: LoadEnv, key: str, value: str, words: str):
+    result = load_env.cli("load", env={f"SOURCES__UNPOD__{key}": value})
+
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"unpod-runs: {words}")
+    assert load_env.server.count() == 0
+
+
 def test_run_from_another_folder_names_the_folder_searched_and_dlt_project_dir(load_env: LoadEnv, tmp_path: Path):
     project = tmp_path / "project"
     (project / ".dlt").mkdir(parents=True)

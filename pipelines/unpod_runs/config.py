@@ -11,7 +11,11 @@ from typing import Any, List, Optional
 import dlt
 
 from dlt.common.configuration import configspec, resolve_configuration
-from dlt.common.configuration.exceptions import ConfigFieldMissingException, ConfigurationException
+from dlt.common.configuration.exceptions import (
+    ConfigFieldMissingException,
+    ConfigurationException,
+    ConfigValueCannotBeCoercedException,
+)
 from dlt.common.configuration.specs import BaseConfiguration
 from dlt.common.typing import TSecretStrValue
 
@@ -22,6 +26,7 @@ DEFAULT_BASE_URL = "https://unpod.ai/api/v2/platform/"
 # saved no longer shorten a night, while re-reading the page of one open run keeps getting dearer.
 DEFAULT_PAGE_SIZE = 1000
 DEFAULT_WORKERS = 8
+_KIND_NAMES = {"int": "whole number", "float": "number", "bool": "boolean (true or false)"}
 
 
 @configspec
@@ -50,6 +55,12 @@ def load_settings(space_tokens: List[str] | None = None) -> UnpodSettings:
     except ConfigFieldMissingException as exc:
         missing = ", ".join(f"SOURCES__UNPOD__{name.upper()}" for name in exc.fields)
         raise ConfigError(f"missing configuration: {missing}; looked in the environment and in {settings_folder()}") from None
+    except ConfigValueCannotBeCoercedException as exc:
+        kind = getattr(exc.hint, "__name__", str(exc.hint))
+        shown = "" if exc.field_name == "api_token" else f" {str(exc.field_value)[:40]!r}"
+        raise ConfigError(
+            f"SOURCES__UNPOD__{exc.field_name.upper()}{shown} is not a {_KIND_NAMES.get(kind, kind)}"
+        ) from None
     except ConfigurationException as exc:
         raise ConfigError(f"bad configuration: {exc}") from None
     settings.space_tokens = space_tokens or parse_space_tokens(settings.space_tokens)

@@ -105,7 +105,7 @@ class Progress:
         """Weighted by runs listed; a space whose size is not known yet weighs as much as an average one."""
         known = [space.listed for space in self.spaces.values() if space.listed]
         average = sum(known) / len(known) if known else 1
-        weights = {token: (space.listed or average) for token, space in self.spaces.items()}
+        weights = {token: average if space.listed is None else space.listed for token, space in self.spaces.items()}
         total = sum(weights.values())
         if not total:
             return 1.0 if all(space.done for space in self.spaces.values()) else 0.0
