@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="unpod-runs",
         description="Load Unpod runs into DuckDB incrementally and model their durations and failure rates.",
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
+    _verbose_option(parser, default=False)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     load = _command(commands, "load", cmd_load, "the nightly job: extract, load, build the models, check, publish")
@@ -58,9 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
     from .sandbox.cli import add_arguments, run as run_sandbox
 
     add_arguments(sandbox)
+    _verbose_option(sandbox)
     sandbox.set_defaults(handler=run_sandbox)
 
     demo = commands.add_parser("demo", help="what `make demo` runs: two nights against the sandbox, then the report")
+    _verbose_option(demo)
     demo.add_argument("--db", type=Path, default=DEMO_DB, help=f"the demo database, recreated (default {DEMO_DB})")
     demo.set_defaults(handler=cmd_demo)
     return parser
@@ -68,16 +70,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _command(commands: argparse._SubParsersAction, name: str, handler, summary: str) -> argparse.ArgumentParser:
     parser = commands.add_parser(name, help=summary, description=summary)
-    parser.add_argument("--db", type=Path, default=DEFAULT_DB, help=f"the published database (default {DEFAULT_DB})")
+    parser.add_argument("--db", type=Path, default=_default_db(),
+                        help=f"the published database (default {DEFAULT_DB}, in DLT_PROJECT_DIR when set)")
+    _verbose_option(parser)
     parser.set_defaults(handler=handler)
     return parser
+
+
+def _default_db() -> Path:
+    """A job started elsewhere with DLT_PROJECT_DIR finds its database where it finds its settings."""
+    project = os.environ.get("DLT_PROJECT_DIR")
+    return Path(project) / DEFAULT_DB if project else DEFAULT_DB
+
+
+def _verbose_option(parser: argparse.ArgumentParser, default: object = argparse.SUPPRESS) -> None:
+    """``--verbose`` before or after the command; a command's own default must not reset the main one."""
+    parser.add_argument("-v", "--verbose", action="store_true", default=default, help="log debug details")
 
 
 def cmd_load(args: argparse.Namespace) -> int:
     """Exit 0: every space loaded; 1: some failed; 2: configuration or token refused; 3: another load runs."""
     from .client import AuthError, ConfigError
     from .load import EXIT_CONFIG, EXIT_LOCKED, EXIT_SPACES_FAILED, LoadFailed, run_load
-    from .workspace import LockBusy
+    from .workspace import LockBusy, PublishFailed
 
     report = args.report or args.db.with_name("report.html")
     try:
@@ -88,11 +103,16 @@ def cmd_load(args: argparse.Namespace) -> int:
         return _fail(str(exc), EXIT_LOCKED)
     except LoadFailed as exc:
         return _fail(f"{exc}; nothing new was published, the next load retries", EXIT_SPACES_FAILED)
+    except PublishFailed as exc:
+        return _fail(str(exc), EXIT_SPACES_FAILED)
     print(summary.render())
     for token, error in sorted(summary.spaces_failed.items()):
         print(f"unpod-runs: space {token} failed: {error}", file=sys.stderr)
     if summary.runs_rejected:
-        print(f"unpod-runs: {summary.runs_rejected} run items rejected, see unpod.runs_rejected", file=sys.stderr)
+        print(f"unpod-runs: {summary.runs_rejected} run items rejected (the rest of their pages loaded; the items "
+              f"are in unpod.runs_rejected):", file=sys.stderr)
+        for line in summary.rejected_detail:
+            print(f"unpod-runs:   {line}", file=sys.stderr)
     if summary.check_problems:
         print(f"unpod-runs: data checks failed:\n{summary.check_problems}", file=sys.stderr)
     return summary.exit_code
@@ -108,7 +128,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     import duckdb
 
     from .load import EXIT_LOCKED, build_analytics
-    from .workspace import LoadLock, LockBusy, Workspace
+    from .workspace import LoadLock, LockBusy, PublishFailed, Workspace
 
     try:
         with LoadLock(args.db):
@@ -120,6 +140,8 @@ def cmd_models(args: argparse.Namespace) -> int:
             workspace.publish()
     except LockBusy as exc:
         return _fail(str(exc), EXIT_LOCKED)
+    except PublishFailed as exc:
+        return _fail(str(exc), 1)
     if problems:
         return _fail(f"data checks failed:\n{problems}", 1)
     print(f"models built and checked in {args.db}")

@@ -1,17 +1,34 @@
 """HTTP client for the Unpod platform API: auth, retries, and the API's error shapes.
 
-It knows nothing of dlt or DuckDB. Every error it raises names the route and page it was on and never
-holds the API token, which only ever travels in the ``Authorization`` header.
+It knows nothing of dlt or DuckDB. Every error it raises names the route, page and URL it was on and what to
+check, and never holds the API token, which only ever travels in the ``Authorization`` header.
+
+Every answer is judged in one place, ``_judge``, by kind:
+
+* transient (connection errors, timeouts, 429, 5xx, a 200 whose body is not the API's JSON, 206 "Runs Fetch
+  Failed"): retried with exponential backoff (or after ``Retry-After``) up to ``max_attempts``;
+* permanent (401/403, 206 "Invalid Space Token" or "You Don't have Access...", a 404, a 400): raised at once;
+* a 206 with a message the API is not known to send: retried once, then raised with that message.
+
+dlt's ``dlt.sources.helpers.requests`` retries 429, 5xx and connection errors too, but with one attempt
+budget for every kind and only on status codes and exceptions: it cannot tell the API's transient 206 from its
+permanent ones, give an unknown one a single retry, or judge a 200 by its body; and it honours ``Retry-After``
+only as whole seconds. Hence this client.
 """
 
 from __future__ import annotations
 
+import email.utils
+import http.client
 import logging
 import random
+import ssl
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import datetime, timezone
+from http import HTTPStatus
+from typing import Any, Callable, Iterator
 from urllib.parse import quote, urlsplit
 
 import orjson
@@ -19,9 +36,15 @@ import requests
 
 log = logging.getLogger(__name__)
 
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 AUTH_STATUSES = frozenset({401, 403})
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+UPSTREAM_FAILURE = "Runs Fetch Failed"
+SPACE_REFUSALS = {
+    "Invalid Space Token": "no such space: check the token in SOURCES__UNPOD__SPACE_TOKENS or --space",
+    "You Don't have Access": "the token's user has no access to this space",
+}
+UNKNOWN_206_ATTEMPTS = 2
+API_ROOT_HINT = "check SOURCES__UNPOD__BASE_URL (the API root, like https://unpod.ai/api/v2/platform/)"
 
 
 class UnpodError(Exception):
@@ -29,7 +52,7 @@ class UnpodError(Exception):
 
 
 class ConfigError(UnpodError):
-    """Bad or missing configuration: nothing is loaded."""
+    """Bad or missing configuration (a wrong base URL too): nothing is loaded."""
 
 
 class AuthError(UnpodError):
@@ -37,7 +60,7 @@ class AuthError(UnpodError):
 
 
 class SpaceError(UnpodError):
-    """One space cannot be read: unknown, no access, upstream failure, or a refused token."""
+    """One space cannot be read: unknown, no access, or an answer the pipeline does not know."""
 
 
 class RequestFailed(UnpodError):
@@ -69,6 +92,28 @@ class RunsPage:
     items: list[Any]
 
 
+@dataclass(frozen=True)
+class _Retry:
+    """A transient answer: what went wrong, when to try again, and how many attempts this kind deserves."""
+
+    problem: str
+    retry_after: float | None = None
+    attempts: int | None = None  # None: the client's max_attempts
+    give_up: Callable[[int], UnpodError] | None = None  # the error after the last attempt, by attempts made
+
+
+@dataclass(frozen=True)
+class _Request:
+    """Where a request goes and how its answer is read; ``shape`` names what a good body lacks, or None."""
+
+    url: str
+    where: str
+    space_token: str | None = None
+    params: dict | None = None
+    headers: dict | None = None
+    shape: Callable[[dict], str | None] = lambda body: None
+
+
 def space_path_segment(space_token: str) -> str:
     """Percent-encode a space token as exactly one path segment, or refuse it.
 
@@ -89,7 +134,7 @@ def check_base_url(base_url: str, allow_insecure_http: bool) -> str:
     """Validate the API root; clear-text HTTP is only for loopback unless the user insists."""
     parts = urlsplit(base_url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"base_url {base_url!r} is not an http(s) URL")
+        raise ConfigError(f"base_url {base_url!r} is not an http(s) URL; {API_ROOT_HINT}")
     if parts.scheme == "http" and parts.hostname not in LOOPBACK_HOSTS and not parts.hostname.startswith("127."):
         if not allow_insecure_http:
             raise ConfigError(
@@ -108,7 +153,7 @@ class UnpodClient:
         api_token: str,
         org_handle: str | None = None,
         timeout: float = 30.0,
-        max_attempts: int = 5,
+        max_attempts: int = 6,
         backoff_factor: float = 0.5,
         max_retry_delay: float = 30.0,
         stats: RequestStats | None = None,
@@ -130,16 +175,16 @@ class UnpodClient:
         """Every active space of the organization (one request, no paging)."""
         if not self.org_handle:
             raise ConfigError("org_handle is needed to discover spaces (SOURCES__UNPOD__ORG_HANDLE)")
-        body = self._get_json("spaces/", where="spaces list", extra_headers={"Org-Handle": self.org_handle})
-        data = body.get("data")
-        if not isinstance(data, list):
-            raise RequestFailed(f"spaces list: expected a list in 'data', got {type(data).__name__}")
-        return data
+        body = self._get_json(_Request(
+            self.base_url + "spaces/", "spaces list", headers={"Org-Handle": self.org_handle},
+            shape=lambda body: _not_a(list, body, "data"),
+        ))
+        return body["data"]
 
     def get_space(self, space_token: str) -> dict:
         """One space's fields by token."""
         segment = space_path_segment(space_token)
-        body = self._get_json(f"spaces/{segment}/", where=f"space {space_token}", space_token=space_token)
+        body = self._get_json(_Request(self.base_url + f"spaces/{segment}/", f"space {space_token}", space_token))
         data = body.get("data")
         if not isinstance(data, dict) or not data:
             raise SpaceError(f"space {space_token}: space details missing from the response")
@@ -148,20 +193,12 @@ class UnpodClient:
     def runs_page(self, space_token: str, page: int, page_size: int) -> RunsPage:
         """One page of a space's runs (1-based offset paging, newest created first)."""
         segment = space_path_segment(space_token)
-        where = f"space {space_token} page {page}"
-        body = self._get_json(
-            f"spaces/{segment}/runs/",
-            where=where,
-            space_token=space_token,
+        body = self._get_json(_Request(
+            self.base_url + f"spaces/{segment}/runs/", f"space {space_token} page {page}", space_token,
             params={"page": page, "page_size": page_size},
-        )
-        items = body.get("data")
-        if not isinstance(items, list):
-            raise RequestFailed(f"{where}: expected a list of runs in 'data', got {type(items).__name__}")
-        count = body.get("count")
-        if not isinstance(count, int) or isinstance(count, bool):
-            raise RequestFailed(f"{where}: expected an integer 'count', got {count!r}")
-        return RunsPage(space_token, page, page_size, count, items)
+            shape=lambda body: _not_a(list, body, "data") or _not_a(int, body, "count"),
+        ))
+        return RunsPage(space_token, page, page_size, body["count"], body["data"])
 
     def _session(self) -> requests.Session:
         session = getattr(self._local, "session", None)
@@ -171,56 +208,34 @@ class UnpodClient:
             self._local.session = session
         return session
 
-    def _get_json(
-        self,
-        path: str,
-        where: str,
-        space_token: str | None = None,
-        params: dict | None = None,
-        extra_headers: dict | None = None,
-    ) -> dict:
+    def _get_json(self, request: _Request) -> dict:
         """GET with bounded retries on what is transient; raise a named error for everything else."""
-        url = self.base_url + path
-        last_problem = ""
-        for attempt in range(1, self.max_attempts + 1):
-            if attempt > 1:
-                self.stats.add(retries=1)
-            self.stats.add(requests=1)
-            retry_after: float | None = None
+        attempt = 0
+        while True:
+            attempt += 1
+            self.stats.add(requests=1, retries=1 if attempt > 1 else 0)
             try:
-                response = self._session().get(url, params=params, headers=extra_headers, timeout=self.timeout)
-                body_bytes = response.content
-            except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
-                last_problem = f"connection problem ({type(exc).__name__})"
+                response = self._session().get(
+                    request.url, params=request.params, headers=request.headers, timeout=self.timeout
+                )
+                body = response.content
+            except requests.RequestException as exc:
+                verdict: dict | _Retry = _connection_problem(exc, request, self.timeout)
             else:
-                status = response.status_code
-                if status in AUTH_STATUSES:
-                    raise AuthError(f"{where}: the API refused the token (HTTP {status}: {_message(body_bytes)})")
-                if status in RETRY_STATUSES:
-                    last_problem = f"HTTP {status}"
-                    retry_after = _retry_after_seconds(response.headers.get("Retry-After"))
-                elif status == 200:
-                    try:
-                        body = orjson.loads(body_bytes)
-                    except orjson.JSONDecodeError:
-                        last_problem = f"HTTP 200 with a body that is not JSON ({len(body_bytes)} bytes)"
-                    else:
-                        if not isinstance(body, dict):
-                            raise RequestFailed(f"{where}: expected a JSON object, got {type(body).__name__}")
-                        return body
-                elif status in (206, 404) and space_token is not None:
-                    # Unpod answers 206 for an unknown space, no access and upstream failure; its docs say 404.
-                    raise SpaceError(f"space {space_token}: {_message(body_bytes)} (HTTP {status}, {where})")
-                elif status in (400, 404) and space_token is None:
-                    # Only the spaces list has no space: a missing or unknown organization handle.
-                    raise ConfigError(f"{where}: {_message(body_bytes)} (HTTP {status}); check SOURCES__UNPOD__ORG_HANDLE")
-                else:
-                    raise RequestFailed(f"{where}: HTTP {status}: {_message(body_bytes)}")
-            if attempt < self.max_attempts:
-                delay = self._delay(attempt, retry_after)
-                log.warning("event=retry where=%r attempt=%d problem=%r wait_s=%.2f", where, attempt, last_problem, delay)
-                time.sleep(delay)
-        raise RequestFailed(f"{where}: gave up after {self.max_attempts} attempts, last: {last_problem}")
+                verdict = _judge(response.status_code, response.headers, body, request, self.org_handle)
+            if isinstance(verdict, dict):
+                return verdict
+            attempts = min(verdict.attempts or self.max_attempts, self.max_attempts)
+            if attempt >= attempts:
+                if verdict.give_up is not None:
+                    raise verdict.give_up(attempt)
+                raise RequestFailed(
+                    f"{request.where}: gave up after {attempt} attempts ({request.url}), last: {verdict.problem}"
+                )
+            delay = self._delay(attempt, verdict.retry_after)
+            log.warning("event=retry where=%r attempt=%d problem=%r wait_s=%.2f",
+                        request.where, attempt, verdict.problem, delay)
+            time.sleep(delay)
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
@@ -229,13 +244,157 @@ class UnpodClient:
         return min(backoff * (0.5 + random.random() / 2), self.max_retry_delay)
 
 
+def _judge(status: int, headers: Any, body: bytes, request: _Request, org_handle: str | None) -> dict | _Retry:
+    """The one place that decides what an answer means: the body to use, a retry, or a raised error."""
+    where, url = request.where, request.url
+    if status in AUTH_STATUSES:
+        raise AuthError(
+            f"{where}: authentication failed (unauthorized), the API refused the token "
+            f"(HTTP {status} {_reason(status)}: {_message(body)}); check SOURCES__UNPOD__API_TOKEN"
+        )
+    if status == 429:
+        return _Retry("HTTP 429 Too Many Requests", retry_after=_retry_after_seconds(headers.get("Retry-After")))
+    if status >= 500:
+        return _Retry(f"HTTP {status} {_reason(status)}: {_message(body)}")
+    if status == 200:
+        parsed = _json_object(body)
+        if parsed is None:
+            # A proxy's or a web site's page: the API itself always answers a JSON object.
+            return _Retry(f"HTTP 200 with a body that is not the API's JSON ({_excerpt(body)}); is {url} the API? "
+                          f"{API_ROOT_HINT}")
+        problem = request.shape(parsed)
+        if problem is None:
+            return parsed
+        return _Retry(f"HTTP 200 with JSON that is not the API's answer ({problem}: {_excerpt(body)})")
+    parsed = _json_object(body)
+    if status == 404 and parsed is None:
+        # Django's HTML 404: no route matched, so the path is wrong, whatever the token, space or handle.
+        raise ConfigError(f"{where}: HTTP 404 with an HTML page from {url}: the URL path is wrong; {API_ROOT_HINT}")
+    if status == 206:
+        return _business_error(_message(body), request)
+    if request.space_token is None and status in (400, 404):
+        # Only the spaces list has no space: a missing or unknown organization handle.
+        raise ConfigError(
+            f"{where}: {_message(body)} (HTTP {status}); check SOURCES__UNPOD__ORG_HANDLE ({org_handle!r})"
+        )
+    if status == 404:
+        raise SpaceError(f"space {request.space_token}: {_message(body)} (HTTP 404, {where})")
+    raise RequestFailed(f"{where}: HTTP {status} {_reason(status)} from {url}: {_message(body)}")
+
+
+def _business_error(message: str, request: _Request) -> _Retry:
+    """The API's 206: an upstream failure is transient, a refusal is not, an unknown one gets one more try."""
+    subject = f"space {request.space_token}" if request.space_token else request.where
+
+    def error(kind: type[UnpodError], note: str) -> UnpodError:
+        return kind(f"{subject}: {message} (HTTP 206, {request.where}){note}")
+
+    if message.startswith(UPSTREAM_FAILURE):
+        return _Retry(f"HTTP 206 {message}", give_up=lambda attempts: error(
+            RequestFailed, f"; an upstream failure, still there after {attempts} attempts"))
+    for refusal, meaning in SPACE_REFUSALS.items():
+        if message.startswith(refusal):
+            raise error(SpaceError, f": {meaning}")
+    return _Retry(f"HTTP 206 {message}", attempts=UNKNOWN_206_ATTEMPTS, give_up=lambda attempts: error(
+        SpaceError, f"; not an answer the pipeline knows, still there after {attempts} attempts"))
+
+
+def _connection_problem(exc: requests.RequestException, request: _Request, timeout: float) -> _Retry:
+    """Name the host, port and cause; a TLS mismatch is a configuration error, not worth a retry."""
+    parts = urlsplit(request.url)
+    host = parts.hostname or "?"
+    endpoint = f"{host}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
+    causes = list(_causes(exc))
+    text = " ".join(str(cause) for cause in causes)
+    if isinstance(exc, requests.exceptions.SSLError) or any(isinstance(cause, ssl.SSLError) for cause in causes):
+        if "WRONG_VERSION_NUMBER" in text or "wrong version number" in text or "record layer failure" in text:
+            raise ConfigError(
+                f"{request.where}: TLS handshake with {endpoint} failed: this port speaks plain HTTP, not HTTPS "
+                f"({request.url}); in SOURCES__UNPOD__BASE_URL use http:// for a local sandbox, or the HTTPS port"
+            )
+        if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
+            raise ConfigError(
+                f"{request.where}: the TLS certificate of {host} is not trusted ({request.url}); "
+                f"check the host in SOURCES__UNPOD__BASE_URL"
+            )
+        return _Retry(f"TLS error with {endpoint} ({_last_words(causes)})")
+    if any(isinstance(cause, ConnectionRefusedError) for cause in causes):
+        return _Retry(f"connection refused by {endpoint}: nothing listens there; check the host and port in "
+                      f"SOURCES__UNPOD__BASE_URL")
+    if "NameResolutionError" in repr(causes) or "Failed to resolve" in text:
+        return _Retry(f"cannot resolve host {host!r}; check SOURCES__UNPOD__BASE_URL")
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return _Retry(f"no connection to {endpoint} within {timeout:g} s (connect timeout)")
+    if isinstance(exc, requests.Timeout):
+        return _Retry(f"no answer from {endpoint} within {timeout:g} s (read timeout)")
+    if any(isinstance(cause, (http.client.RemoteDisconnected, ConnectionResetError)) for cause in causes):
+        return _Retry(f"{endpoint} closed the connection without answering")
+    if isinstance(exc, requests.exceptions.ChunkedEncodingError):
+        return _Retry(f"{endpoint} cut the response short ({_last_words(causes)})")
+    return _Retry(f"connection to {endpoint} failed ({_last_words(causes)})")
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """The exception and what it wraps: requests and urllib3 nest the socket's error several levels deep."""
+    seen: set[int] = set()
+    pending = [exc]
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        nested = [current.__cause__, current.__context__, getattr(current, "reason", None), *current.args]
+        pending.extend(item for item in nested if isinstance(item, BaseException))
+
+
+def _last_words(causes: list[BaseException]) -> str:
+    innermost = causes[-1]
+    return f"{type(innermost).__name__}: {innermost}"[:200]
+
+
 def _retry_after_seconds(value: str | None) -> float | None:
+    """``Retry-After`` as seconds (fractions too) or as an HTTP date."""
     if not value:
         return None
     try:
         return max(0.0, float(value))
     except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
         return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+
+
+def _not_a(kind: type, body: dict, key: str) -> str | None:
+    value = body.get(key)
+    if isinstance(value, kind) and not isinstance(value, bool):
+        return None
+    return f"{key!r} is not a {'list' if kind is list else 'number'}"
+
+
+def _json_object(body: bytes) -> dict | None:
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    return parsed if isinstance(parsed, dict) else None
+
+
+def _reason(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""
+
+
+def _excerpt(body: bytes) -> str:
+    text = body[:60].decode("utf-8", "replace").strip().replace("\n", " ")
+    return repr(text) if text else "empty body"
 
 
 def _message(body: bytes) -> str:
@@ -243,8 +402,7 @@ def _message(body: bytes) -> str:
     try:
         parsed = orjson.loads(body)
     except orjson.JSONDecodeError:
-        text = body[:80].decode("utf-8", "replace").strip().replace("\n", " ")
-        return f"non-JSON body: {text!r}" if text else "empty body"
+        return f"non-JSON body: {_excerpt(body)}"
     if isinstance(parsed, dict):
         parts = [str(parsed[key]) for key in ("message", "error", "detail") if parsed.get(key)]
         if parts:

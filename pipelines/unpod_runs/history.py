@@ -83,6 +83,15 @@ def append_load(con: duckdb.DuckDBPyConnection, record: LoadRecord) -> None:
     )
 
 
+def set_outcome(con: duckdb.DuckDBPyConnection, load_id: str, outcome: str) -> None:
+    """Correct a load's outcome once its data checks have spoken, in the model built from it too."""
+    con.execute("update unpod.load_history set outcome = ? where load_id = ?", [outcome, load_id])
+    if con.execute(
+        "select count(*) from information_schema.tables where table_schema = 'analytics' and table_name = 'load_history'"
+    ).fetchone()[0]:
+        con.execute("update analytics.load_history set outcome = ? where load_id = ?", [outcome, load_id])
+
+
 def record_space_successes(con: duckdb.DuckDBPyConnection, at: datetime, rows: list[tuple]) -> None:
     """Rows of (token, runs_listed, open_runs, mode, requests), in one statement (executemany is slow here)."""
     if not rows:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Callable
 
 import dlt
 import duckdb
@@ -46,10 +48,18 @@ class LoadSummary:
     seconds: float = 0.0
     check_problems: str = ""
     report_path: Path | None = None
+    rejected_detail: list[str] = field(default_factory=list)
+
+    @property
+    def outcome(self) -> str:
+        """How the load ended, for ``load_history``; "ok" exactly when it exits 0 (``exit_code`` derives from it)."""
+        if not (self.spaces_failed or self.runs_rejected or self.check_problems):
+            return "ok"
+        return "failed" if self.spaces_failed and not self.spaces_ok else "partial"
 
     @property
     def exit_code(self) -> int:
-        return EXIT_SPACES_FAILED if self.spaces_failed or self.runs_rejected or self.check_problems else EXIT_OK
+        return EXIT_OK if self.outcome == "ok" else EXIT_SPACES_FAILED
 
     def render(self) -> str:
         lines = [
@@ -89,6 +99,7 @@ def run_load(
         timeout=settings.request_timeout,
         max_attempts=settings.request_max_attempts,
         backoff_factor=settings.request_backoff_factor,
+        max_retry_delay=settings.request_max_retry_delay,
         stats=stats,
     )
     with LoadLock(db_path):
@@ -107,6 +118,7 @@ def run_load(
         summary.spaces_failed = dict(report.failures)
         summary.spaces_read_in_full = sum(result.full_pass for result in report.results.values())
         summary.runs_rejected = report.rejected
+        summary.rejected_detail = report.rejections.lines()
         summary.runs_updated = sum(result.changed_runs for result in report.results.values())
         summary.requests, summary.retries = stats.requests, stats.retries
         with duckdb.connect(str(workspace.work_db)) as con:
@@ -120,19 +132,28 @@ def run_load(
             summary.seconds = time.monotonic() - clock
             history.append_load(con, _load_record(load_id, summary))
             log.info("event=phase name=models")
-            summary.check_problems = build_analytics(con, report_path)
+
+            def record_checks(problems: str) -> None:
+                summary.check_problems = problems
+                if problems:
+                    history.set_outcome(con, load_id, summary.outcome)
+
+            build_analytics(con, pending_report(report_path), checked=record_checks)
             summary.report_path = report_path
         log.info("event=phase name=publish")
-        workspace.publish()
+        _publish_with_report(workspace, report_path)
     summary.seconds = time.monotonic() - clock
     return summary
 
 
-def build_analytics(con: duckdb.DuckDBPyConnection, report_path: Path | None) -> str:
+def build_analytics(
+    con: duckdb.DuckDBPyConnection, report_path: Path | None, checked: Callable[[str], None] | None = None
+) -> str:
     """Build the models, run the data checks and write the report; return what went wrong, if anything.
 
     A model that fails to build leaves the previous models in place (they are built in one transaction), so
-    the loaded runs are still published; the problem is reported and the exit code says so.
+    the loaded runs are still published; the problem is reported and the exit code says so. ``checked`` hears
+    the checks' verdict before the report is written, so the report shows the load's final outcome.
     """
     from .checks import format_check_failures, run_checks
     from .models import ModelBuildError, build_models
@@ -146,13 +167,19 @@ def build_analytics(con: duckdb.DuckDBPyConnection, report_path: Path | None) ->
     try:
         build_models(con)
     except (ModelBuildError, ValueError) as exc:
-        return f"the models did not build: {exc}"
+        problems = f"the models did not build: {exc}"
+        if checked is not None:
+            checked(problems)
+        return problems
     log.info("event=phase name=checks")
     results = run_checks(con)
     for result in results:
         if not result.passed and result.severity != "error":
             log.warning("event=check_warning check=%s rows=%d %s", result.name, result.row_count, result.description)
     failed = [result for result in results if not result.passed and result.severity == "error"]
+    problems = format_check_failures(failed) if failed else ""
+    if checked is not None:
+        checked(problems)
     log.info("event=phase name=report")
     if report_path is not None:
         from .report import write_report
@@ -161,7 +188,26 @@ def build_analytics(con: duckdb.DuckDBPyConnection, report_path: Path | None) ->
             write_report(con, report_path)
         except Exception as exc:  # the report is a view of the data: it must never cost the night's load
             log.error("event=report_failed path=%s error=%r", report_path, f"{type(exc).__name__}: {exc}")
-    return format_check_failures(failed) if failed else ""
+    return problems
+
+
+def pending_report(report_path: Path | None) -> Path | None:
+    """Where a load writes its report until the database it describes is published."""
+    return report_path.with_name(f".{report_path.name}.pending") if report_path is not None else None
+
+
+def _publish_with_report(workspace: Workspace, report_path: Path | None) -> None:
+    """The report describes the published data: it replaces the last one only once the database did."""
+    pending = pending_report(report_path)
+    try:
+        workspace.publish()
+    except BaseException:
+        if pending is not None:
+            pending.unlink(missing_ok=True)
+        raise
+    if pending is not None and pending.exists():
+        os.replace(pending, report_path)
+        log.info("event=report_published path=%s", report_path)
 
 
 def _open_pipeline(workspace: Workspace) -> dlt.Pipeline:
@@ -222,7 +268,7 @@ def _extract_and_load(pipeline: dlt.Pipeline, source: object) -> str:
         info = pipeline.load()
         info.raise_on_failed_jobs()
     except PipelineStepFailed as exc:
-        auth = _find_cause(exc, AuthError)
+        auth = _find_cause(exc, (AuthError, ConfigError))
         if auth is not None:
             # dlt commits an extracted package only when extraction completes, so nothing was kept.
             raise auth from None
@@ -275,7 +321,7 @@ def _load_record(load_id: str, summary: LoadSummary) -> history.LoadRecord:
         load_id=load_id,
         started_at=summary.started_at,
         finished_at=datetime.now(timezone.utc),
-        outcome="ok" if not summary.spaces_failed else ("partial" if summary.spaces_ok else "failed"),
+        outcome=summary.outcome,
         full_scan=summary.full_scan,
         spaces_ok=len(summary.spaces_ok),
         spaces_failed=len(summary.spaces_failed),

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -24,7 +23,7 @@ import pyarrow.compute as pc
 import pandas  # noqa: F401  imported before the worker threads: pyarrow would import it lazily from one of them
 # while dlt's extract thread checks sys.modules["pandas"], and a half-initialised module fails that check.
 
-from .client import AuthError, UnpodClient, UnpodError
+from .client import AuthError, ConfigError, UnpodClient, UnpodError
 from .incremental import (
     DEFAULT_REQUEST_COST_RUNS,
     OPEN_RUNS_SCHEMA,
@@ -35,10 +34,11 @@ from .incremental import (
     empty_open_runs,
     open_runs_from_state,
 )
+from .progress import Progress
+from .rejections import Rejections
 
 log = logging.getLogger(__name__)
 
-PROGRESS_EVERY_S = 5.0
 CHUNK_ROWS = 50_000
 MERGE = {"disposition": "merge", "strategy": "delete-insert"}
 RUN_COLUMNS = {
@@ -103,6 +103,7 @@ class ExtractReport:
 
     results: dict[str, SpaceResult] = field(default_factory=dict)
     failures: dict[str, str] = field(default_factory=dict)
+    rejections: Rejections = field(default_factory=Rejections)
 
     @property
     def rejected(self) -> int:
@@ -235,7 +236,7 @@ def _read_spaces(
             put(("done", reader.read()))
         except _Cancelled:
             return
-        except AuthError as exc:
+        except (AuthError, ConfigError) as exc:  # the token or the URL is wrong: no space can load
             put(("auth", exc))
         except UnpodError as exc:
             put(("failed", (target.token, str(exc))))
@@ -244,22 +245,19 @@ def _read_spaces(
             put(("failed", (target.token, f"space {target.token}: unexpected {type(exc).__name__}: {exc}")))
 
     pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="unpod-space")
+    progress = Progress({token: cursor.count if cursor else None for token, cursor in cursors.items()})
     try:
         # Biggest spaces first (as far as the last load knew them): the longest read sets the night's length.
         for target in sorted(targets, key=lambda target: -(cursors[target.token].count if cursors[target.token] else 0)):
             pool.submit(work, target)
         remaining = len(targets)
-        pages = runs = 0
-        last_progress = time.monotonic()
         while remaining:
             kind, payload = messages.get()
             if kind == "page":
-                pages += 1
-                runs += payload.parsed.table.num_rows if payload.parsed.table is not None else 0
-                if time.monotonic() - last_progress >= PROGRESS_EVERY_S:
-                    last_progress = time.monotonic()
-                    log.info("event=progress spaces_done=%d/%d pages=%d runs=%d",
-                             len(targets) - remaining, len(targets), pages, runs)
+                progress.page(payload.space_token, payload.served, payload.count)
+                report.rejections.add(payload.parsed.rejected)
+            elif kind in ("done", "failed"):
+                progress.space_done(payload.space_token if kind == "done" else payload[0])
             if kind in ("page", "details"):
                 yield payload
             elif kind == "done":
@@ -281,6 +279,7 @@ def _read_spaces(
             elif kind == "auth":
                 raise payload
     finally:
+        progress.close()
         cancelled.set()
         pool.shutdown(wait=True, cancel_futures=True)
 
@@ -309,7 +308,7 @@ def _space_fields(client: UnpodClient, token: str) -> dict:
     """Get Space by token where it answers; at least the token otherwise."""
     try:
         return client.get_space(token)
-    except AuthError:
+    except (AuthError, ConfigError):
         raise
     except UnpodError as exc:
         log.warning("event=space_details_unavailable space=%s reason=%r", token, str(exc))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import functools
 import hashlib
 import logging
 import os
@@ -25,6 +26,28 @@ log = logging.getLogger(__name__)
 
 class LockBusy(Exception):
     """Another process is writing this database."""
+
+
+class PublishFailed(Exception):
+    """The working copy could not replace the published file: readers keep the previous version."""
+
+
+def _clean_up_failed_publish(publish):
+    """A publish that fails leaves no copy of the whole database beside the published one, and says why."""
+
+    @functools.wraps(publish)
+    def guarded(self: "Workspace") -> None:
+        try:
+            publish(self)
+        except OSError as exc:
+            for leftover in self.published.parent.glob(f".{self.published.name}.publish-*"):
+                leftover.unlink(missing_ok=True)
+            raise PublishFailed(
+                f"could not publish {self.published}: {exc.strerror or exc}; readers keep the previous version, "
+                f"tonight's load stays in {self.work_dir} and the next load publishes it"
+            ) from None
+
+    return guarded
 
 
 class LoadLock:
@@ -93,6 +116,7 @@ class Workspace:
             return "seeded"
         return "new"
 
+    @_clean_up_failed_publish
     def publish(self) -> None:
         """Replace the published file with the working copy in one atomic rename."""
         with duckdb.connect(str(self.work_db)) as con:

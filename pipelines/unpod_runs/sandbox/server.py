@@ -12,6 +12,7 @@ import dataclasses
 import logging
 import random
 import socket
+import sys
 import threading
 import time
 from collections import Counter
@@ -28,7 +29,8 @@ log = logging.getLogger(__name__)
 
 API_PREFIX = "/api/v2/platform/"
 ADMIN_PREFIX = "/_sandbox/"
-FAULT_KINDS = ("500", "502", "503", "504", "429", "drop", "truncate", "slow")
+# "206" is the API's own upstream failure ("Runs Fetch Failed"), as `always_206` answers it on every route.
+FAULT_KINDS = ("500", "502", "503", "504", "429", "drop", "truncate", "slow", "206")
 DEFAULT_PAGE = 1
 DEFAULT_PAGE_SIZE = 50
 
@@ -57,8 +59,12 @@ def _proxy_page(status: int) -> bytes:
 
 
 class FaultPlan:
-    """Which requests fail, and how. Random faults hit each API request with probability `rate`, drawn from one
-    seeded generator (so a run of requests fails the same way every time); the space sets fail always."""
+    """Which requests fail, and how; the space sets fail always.
+
+    Random faults hit a share `rate` of the API requests from the first request on: the first request faults,
+    and each later stretch of 1/rate requests holds one fault at a random place in it (a coin per request could
+    spare a whole small load). Places and kinds come from one seeded generator, so a run of requests fails the
+    same way every time."""
 
     def __init__(self, seed: int = 0, rate: float = 0.0, kinds: tuple[str, ...] | list[str] = FAULT_KINDS,
                  retry_after_s: float = 0.05, slow_s: float = 0.5, always_206: set[str] | tuple = (),
@@ -83,13 +89,29 @@ class FaultPlan:
         self.no_access_spaces = frozenset(no_access_spaces)
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
+        self._requests = 0  # API requests drawn for so far
+        self._stretches = 0  # stretches of 1/rate requests whose fault is placed
+        self._next_fault = self._place_fault() if rate else None
+
+    def _place_fault(self) -> int:
+        stretch = 1 / self.rate
+        offset = self._rng.random() if self._stretches else 0.0
+        place = int((self._stretches + offset) * stretch)
+        self._stretches += 1
+        # Two stretches shorter than two requests can pick the same request: the later fault moves on one.
+        return max(place, self._requests)
 
     def draw(self) -> str | None:
         """The fault for the next API request, or None."""
         if not self.rate:
             return None
         with self._lock:
-            return self._rng.choice(self.kinds) if self._rng.random() < self.rate else None
+            request = self._requests
+            self._requests += 1
+            if request != self._next_fault:
+                return None
+            self._next_fault = self._place_fault()
+            return self._rng.choice(self.kinds)
 
     def retry_after(self) -> str:
         """The `Retry-After` value: whole seconds as an int, else a fraction like "0.05"."""
@@ -249,6 +271,13 @@ class _HTTPServer(ThreadingHTTPServer):
     # A benchmark opens many connections at once; the default backlog of 5 would refuse some.
     request_queue_size = 128
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client hanging up mid-request (a TLS hello to this plain-HTTP port, a cut connection) is not a bug here.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            log.debug("connection from %s ended abruptly", client_address)
+            return
+        super().handle_error(request, client_address)
+
     def __init__(self, address: tuple[str, int], sandbox: SandboxServer):
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self.sandbox = sandbox
@@ -384,6 +413,8 @@ def _fault_response(fault: str | None, plan: FaultPlan) -> _Response | None:
         return _Response(int(fault), _proxy_page(int(fault)), "text/html")
     if fault == "429":
         return _Response(429, _proxy_page(429), "text/html", {"Retry-After": plan.retry_after()})
+    if fault == "206":
+        return _runs_failed(UPSTREAM_ERROR)
     return None
 
 
