@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# A DuckDB 1.4 engine, as BI drivers bundle, apart from the product's: the tests open the published file with it.
+BI_VENV := .venv-bi
+BI_STAMP := $(BI_VENV)/.installed
 
 .PHONY: demo test bench bench-large bench-scale clean
 
@@ -13,10 +16,15 @@ $(STAMP): requirements.lock pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 
+$(BI_STAMP): requirements-bi.lock
+	$(PYTHON) -m venv $(BI_VENV)
+	$(BI_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-bi.lock
+	@touch $(BI_STAMP)
+
 demo: $(STAMP)
 	$(VENV)/bin/unpod-runs demo
 
-test: $(STAMP)
+test: $(STAMP) $(BI_STAMP)
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
@@ -29,4 +37,4 @@ bench-scale: $(STAMP)
 	$(PY) benchmarks/scale.py
 
 clean:
-	rm -rf $(VENV) build
+	rm -rf $(VENV) $(BI_VENV) build

@@ -1,4 +1,4 @@
-"""Write every ``analytics`` relation as a Parquet file, for BI tools that cannot open a DuckDB 2.0 file.
+"""Write every ``analytics`` relation as a Parquet file, for BI tools that read Parquet rather than DuckDB.
 
 Each file is written under a hidden temporary name in the same folder and then renamed over the old one, so a
 tool reading the folder sees either the previous export of a relation or the new one, never half a file.
@@ -42,7 +42,8 @@ def export_analytics(con: duckdb.DuckDBPyConnection, out_dir: Path) -> list[Path
         target = out_dir / f"{name}.parquet"
         temporary = out_dir / f".{name}.parquet.{os.getpid()}.tmp"
         try:
-            con.table(f'{SCHEMA}."{name}"').write_parquet(str(temporary))
+            # con.table() misses a view outside schema main on DuckDB 1.5, and stg_runs is one.
+            con.sql(f'select * from {SCHEMA}."{name}"').write_parquet(str(temporary))
             os.replace(temporary, target)
         finally:
             temporary.unlink(missing_ok=True)

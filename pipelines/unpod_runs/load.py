@@ -223,6 +223,8 @@ def _open_pipeline(workspace: Workspace) -> dlt.Pipeline:
         # dlt's local state may be ahead of a database rebuilt from the published copy (or from nothing):
         # drop it, and dlt restores the state stored in the database itself, which matches its runs.
         pipeline = pipeline.drop()
+    if working_copy == "new":
+        workspace.create_work_db()
     return pipeline
 
 

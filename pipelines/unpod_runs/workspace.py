@@ -4,6 +4,10 @@ A DuckDB writer cannot share its file with readers in other processes, so ``load
 published file (``--db``). It writes a private working copy beside it, then publishes by copying that to a
 temporary file and renaming it over ``--db`` in one step. A reader that holds the old file open keeps
 reading last night's database; the next one it opens is tonight's. Never half of one.
+
+The working copy is created here in a storage format that the BI tools' DuckDB engines (1.4 and newer) open. A
+file keeps the format it was created with through every later write and every copy, so the published file and a
+working copy seeded from it have it too.
 """
 
 from __future__ import annotations
@@ -22,6 +26,9 @@ from pathlib import Path
 import duckdb
 
 log = logging.getLogger(__name__)
+
+# The oldest DuckDB line that BI drivers still bundle (Evidence 1.4; Metabase, Grafana 1.5) opens this format.
+STORAGE_VERSION = "v1.4.0"
 
 
 class LockBusy(Exception):
@@ -104,7 +111,7 @@ class Workspace:
         return f"unpod_runs_{digest}"
 
     def prepare(self) -> str:
-        """Make sure the working copy exists: "existing", "seeded" from the published file, or "new"."""
+        """Find or seed the working copy: "existing", "seeded" from the published file, or "new" (none yet)."""
         self.work_dir.mkdir(parents=True, exist_ok=True)
         for leftover in self.published.parent.glob(f".{self.published.name}.publish-*"):
             leftover.unlink(missing_ok=True)
@@ -115,6 +122,11 @@ class Workspace:
             _copy_durably(self.published, self.work_db)
             return "seeded"
         return "new"
+
+    def create_work_db(self) -> None:
+        """Create the empty working copy in ``STORAGE_VERSION``, before dlt first opens it with its defaults."""
+        with duckdb.connect(str(self.work_db), config={"storage_compatibility_version": STORAGE_VERSION}):
+            pass
 
     @_clean_up_failed_publish
     def publish(self) -> None:
