@@ -196,6 +196,8 @@ def test_fuzz_nights_with_inserts_deletions_and_drift_stay_exact(seed: int):
         listing = world.runs(token)
         listed_before = len(listing)
         floor_before = len(_open_ids(world, token))
+        # A run not found where the counts said, after changes while paging, is looked for wider (its slack).
+        ranks_exact = not any(destination.open_runs["slack"].to_pylist())
         for _ in range(rng.randint(0, 3)):
             if listing and rng.random() < 0.5:
                 world.delete_run(rng.choice(listing)["run_id"])
@@ -221,7 +223,7 @@ def test_fuzz_nights_with_inserts_deletions_and_drift_stay_exact(seed: int):
             # A run created after the space's last request waits for the next night; nothing else may be missed.
             destination.night(MemoryClient(world), token, page_size)
         assert_exact(destination, world, token, (seed, night, page_size, drift))
-        if not drift and not deleted_tonight:
+        if not drift and not deleted_tonight and ranks_exact:
             floor = floor_before + len(created)
             assert client.served <= 2 * (floor + 50), (seed, night, client.served, floor)
 

@@ -372,8 +372,9 @@ class SpaceReader:
         steps = [before, *batch]
         if len(batch) > 1 and any(later < earlier for earlier, later in zip(steps, steps[1:])):
             # Requests in flight together were served in an unknown order: a count that fell anywhere in the batch
-            # may stand for deletions before any of its responses.
-            fall = max(steps) - min(batch)
+            # may stand for deletions before any of its responses, and rises between falls for more of them.
+            fall = max(max(steps) - min(batch),
+                       sum(max(0, earlier - later) for earlier, later in zip(steps, steps[1:])))
             self.falls[first:] = [fall] + [0] * (len(batch) - 1)
             self.batch_falls[first:] = [fall] * len(batch)
         parsed = parse_page(self.space_token, windows[0].page, items, self.now())
@@ -546,8 +547,10 @@ class SpaceReader:
                                        self.previous["modified"])
         still_open = found & open_mask(now).to_numpy(zero_copy_only=False)
         # Not found: gone after a full pass, or after a search that read its whole bracket on a night whose count
-        # never fell while paging. Otherwise it is kept as last seen, and looked for again next time, wider.
-        searched_all = self.found.unlisted & ~found & (self._shrinkage() == 0)
+        # never fell while paging, if its rank was exact (no slack) or the bracket reached the bottom of the list.
+        # Otherwise it is kept as last seen, and looked for again next time, wider.
+        trusted = (self.previous_slack == 0) | (self.previous_slack + self.deleted_bound >= self.previous_ranks)
+        searched_all = self.found.unlisted & ~found & (self._shrinkage() == 0) & trusted
         kept = ~found & ~searched_all & (not self.full_pass)
         moved = (still_open | kept) & (version_moved | (now["rank"].to_numpy() != self.previous_ranks)
                                        | (now["slack"].to_numpy() != self.previous_slack))
