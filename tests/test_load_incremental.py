@@ -234,6 +234,8 @@ def test_lost_working_copy_is_rebuilt_from_the_published_file_without_losing_a_n
 
     assert summary.exit_code == 0
     assert_matches_truth(load_env.db, world)
+    # The cursor came back with the published file: the night is incremental, not a full read.
+    assert summary.spaces_read_in_full == 0
 
 
 def test_an_organization_whose_spaces_are_all_empty_loads_cleanly(tmp_path, monkeypatch):

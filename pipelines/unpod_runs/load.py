@@ -221,10 +221,13 @@ def _open_pipeline(workspace: Workspace) -> dlt.Pipeline:
     )
     if working_copy != "existing":
         # dlt's local state may be ahead of a database rebuilt from the published copy (or from nothing):
-        # drop it, and dlt restores the state stored in the database itself, which matches its runs.
+        # drop it, and take the state stored in the database itself, which matches its runs. (`extract` alone
+        # does not restore it: without this, the night after a lost working copy would read every page.)
         pipeline = pipeline.drop()
     if working_copy == "new":
         workspace.create_work_db()
+    elif working_copy == "seeded":
+        pipeline.sync_destination()
     return pipeline
 
 
