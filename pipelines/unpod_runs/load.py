@@ -24,6 +24,8 @@ EXIT_OK = 0
 EXIT_SPACES_FAILED = 1
 EXIT_CONFIG = 2
 EXIT_LOCKED = 3
+# dlt restores the newest state; the ones before it are kept only to look back a little.
+STATE_ROWS_KEPT = 3
 
 
 class LoadFailed(Exception):
@@ -107,6 +109,7 @@ def run_load(
         summary.runs_updated = sum(result.changed_runs for result in report.results.values())
         summary.requests, summary.retries = stats.requests, stats.retries
         with duckdb.connect(str(workspace.work_db)) as con:
+            _prune_pipeline_state(con)
             history.ensure_tables(con)
             if full_scan:
                 _mark_deleted(con, load_id, [token for token, result in report.results.items() if result.full_pass])
@@ -117,7 +120,7 @@ def run_load(
             summary.seconds = time.monotonic() - clock
             history.append_load(con, _load_record(load_id, summary))
             log.info("event=phase name=models")
-            summary.check_problems = build_analytics(con, report_path)
+            summary.check_problems = build_analytics(con, report_path, full=full_scan)
             summary.report_path = report_path
         log.info("event=phase name=publish")
         workspace.publish()
@@ -125,14 +128,16 @@ def run_load(
     return summary
 
 
-def build_analytics(con: duckdb.DuckDBPyConnection, report_path: Path | None) -> str:
+def build_analytics(con: duckdb.DuckDBPyConnection, report_path: Path | None, full: bool = True) -> str:
     """Build the models, run the data checks and write the report; return what went wrong, if anything.
 
+    Unless ``full``, the models are refreshed for the runs loaded since the last build and the per-run checks
+    look at the runs loaded since the last build whose checks passed: a quiet night costs what it changed.
     A model that fails to build leaves the previous models in place (they are built in one transaction), so
     the loaded runs are still published; the problem is reported and the exit code says so.
     """
     from .checks import format_check_failures, run_checks
-    from .models import ModelBuildError, build_models
+    from .models import ModelBuildError, build_models, build_state, mark_checked
 
     history.ensure_tables(con)
     if not con.execute(
@@ -141,14 +146,17 @@ def build_analytics(con: duckdb.DuckDBPyConnection, report_path: Path | None) ->
         log.info("event=models_skipped reason=%r", "no run loaded yet: the models are built once a space has runs")
         return ""
     try:
-        build_models(con)
+        build_models(con, incremental=not full)
     except (ModelBuildError, ValueError) as exc:
         return f"the models did not build: {exc}"
-    results = run_checks(con)
+    state = build_state(con)
+    results = run_checks(con, since_load_id=state.checked_through if state and state.kind == "incremental" else None)
     for result in results:
         if not result.passed and result.severity != "error":
             log.warning("event=check_warning check=%s rows=%d %s", result.name, result.row_count, result.description)
     failed = [result for result in results if not result.passed and result.severity == "error"]
+    if not failed:
+        mark_checked(con)
     if report_path is not None:
         from .report import write_report
 
@@ -160,8 +168,13 @@ def build_analytics(con: duckdb.DuckDBPyConnection, report_path: Path | None) ->
 
 
 def _open_pipeline(workspace: Workspace) -> dlt.Pipeline:
-    # Arrow tables get no _dlt_load_id unless asked: the full scan needs it to tell listed runs from unlisted.
+    # Arrow tables get no _dlt_load_id unless asked: the full scan needs it to tell listed runs from unlisted,
+    # and the models need it to know which runs a load wrote.
     dlt.config["normalize.parquet_normalizer.add_dlt_load_id"] = True
+    # Nothing may grow with the number of loads: a completed package is not needed once it is loaded, and the
+    # staging copy of the merged rows is not needed once they are merged (it would be published with the file).
+    dlt.config["load.delete_completed_jobs"] = True
+    dlt.config["load.truncate_staging_dataset"] = True
     working_copy = workspace.prepare()
     pipeline = dlt.pipeline(
         pipeline_name=workspace.pipeline_name,
@@ -223,6 +236,22 @@ def _extract_and_load(pipeline: dlt.Pipeline, source: object) -> str:
             raise auth from None
         raise LoadFailed(f"{exc.step} failed: {_root_message(exc)}") from None
     return info.loads_ids[-1] if info.loads_ids else ""
+
+
+def _prune_pipeline_state(con: duckdb.DuckDBPyConnection) -> None:
+    """dlt stores its whole state with every load and reads only the newest: keep a few, not one per night."""
+    try:
+        con.execute(
+            """
+            delete from unpod._dlt_pipeline_state
+            where _dlt_load_id not in (
+                select _dlt_load_id from unpod._dlt_pipeline_state order by _dlt_load_id desc limit ?
+            )
+            """,
+            [STATE_ROWS_KEPT],
+        )
+    except duckdb.CatalogException:
+        pass  # no load has stored a state yet
 
 
 def _runs_per_space(target: Path | duckdb.DuckDBPyConnection) -> dict[str, int]:

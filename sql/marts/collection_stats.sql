@@ -1,5 +1,6 @@
 -- One row per collection_ref (runs without one form their own NULL group).
 -- How often a collection's runs fail and how long they take: the first place to look for a problem collection.
+-- incremental key: collection_ref
 -- columns:
 --   collection_ref: the collection; NULL groups the runs that came without one.
 --   total_runs: every run of the collection, open ones too.

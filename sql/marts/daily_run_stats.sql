@@ -1,5 +1,6 @@
 -- One row per (day, collection_ref), day being the UTC date a run was created.
 -- Failure rate and duration over time: a run counts on the day it was created, whatever its status now.
+-- incremental key: day, collection_ref
 -- columns:
 --   day: the UTC date of created (DATE), whatever the reader's TimeZone.
 --   collection_ref: the collection; NULL groups the runs that came without one.
