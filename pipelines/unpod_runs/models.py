@@ -377,8 +377,8 @@ def _refresh_model(con: duckdb.DuckDBPyConnection, model: Model, changes: _Chang
     index = f"{SCHEMA}.{RUN_INDEX}"
     if model.name == RUN_INDEX:
         con.execute(f"create temp table {_TOUCHED} as select run_id from temp.{_CHANGED}")
-        # The previous version of each changed run: the other marts find the groups it left here.
-        con.execute(f"create temp table {_REPLACED} as {_in_touched(index, model.key)}")
+        # The previous version of each changed run, and where it is: the other marts find the groups it left.
+        con.execute(f"create temp table {_REPLACED} as {_in_touched(index, model.key, 'rowid as replaced_row, rows.*')}")
         runs_of_groups = _CHANGED
     else:
         keys = ", ".join(model.key)
@@ -408,7 +408,9 @@ def _refresh_model(con: duckdb.DuckDBPyConnection, model: Model, changes: _Chang
     query = re.sub(_relation_pattern(INCREMENTAL_INPUT), f"temp.{_INPUT}", model.query)
     # The input may hold runs of other groups too (runs without a run_id): keep the changed groups only.
     refreshed = _in_touched(f"({query})", model.key)
-    stale = _in_touched(model.relation, model.key, "rowid")
+    stale = f"select replaced_row from temp.{_REPLACED}" if model.name == RUN_INDEX else _in_touched(
+        model.relation, model.key, "rowid"
+    )
     con.execute(f"delete from {model.relation} where rowid in ({stale})")
     if model.name == RUN_INDEX:
         con.execute(f"create temp table {_REFRESHED} as {refreshed}")
