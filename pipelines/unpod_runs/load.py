@@ -102,6 +102,7 @@ def run_load(
         report = ExtractReport()
         source = unpod(client, targets, page_size=settings.page_size, workers=settings.workers, full_scan=full_scan, report=report)
         load_id = _extract_and_load(pipeline, source)
+        _remove_loaded_packages(pipeline)
         summary.spaces_ok = sorted(report.results)
         summary.spaces_failed = dict(report.failures)
         summary.spaces_read_in_full = sum(result.full_pass for result in report.results.values())
@@ -236,6 +237,13 @@ def _extract_and_load(pipeline: dlt.Pipeline, source: object) -> str:
             raise auth from None
         raise LoadFailed(f"{exc.step} failed: {_root_message(exc)}") from None
     return info.loads_ids[-1] if info.loads_ids else ""
+
+
+def _remove_loaded_packages(pipeline: dlt.Pipeline) -> None:
+    """A loaded package is in the database now; dlt would keep its folder, and its copy of the state, forever."""
+    storage = pipeline._get_load_storage()
+    for load_id in storage.list_loaded_packages():
+        storage.delete_loaded_package(load_id)
 
 
 def _prune_pipeline_state(con: duckdb.DuckDBPyConnection) -> None:
