@@ -12,7 +12,7 @@ import pytest
 from conftest_analytics import RUNS_DDL, create_runs_db, insert_runs, run, utc
 
 from unpod_runs.load import build_analytics
-from unpod_runs.models import SCHEMA, build_models, build_state
+from unpod_runs.models import SCHEMA, BuildState, build_models, build_state
 
 STATUSES = ["completed", "completed", "completed", "failed", "partially_completed", "running", "pending", None,
             "archived"]
@@ -66,13 +66,6 @@ def a_night(rng: random.Random, con: duckdb.DuckDBPyConnection, night: int) -> N
     for index in range(4):
         created = utc("2025-03-02T00:00:00") + timedelta(days=night, seconds=rng.randrange(86_400))
         changed.append(_run(rng, f"N{night:02d}_{index}", created, load_id))
-    if night in (1, 3):
-        # runs without a run_id: every one of them is in the input of a refresh, whatever its group
-        created = utc("2025-01-20T10:00:00") + timedelta(days=night * 7)
-        changed.append(_run(rng, None, created, load_id, status="completed", collection_ref=f"no_id_{night}"))
-    if night == 5:
-        # a new run beside the first run without a run_id: the other one's group must stay as it is
-        changed.append(_run(rng, "N_beside", utc("2025-01-27T11:00:00"), load_id, collection_ref="no_id_1"))
     if night == 4:
         # listed again after a full scan found it gone: its new row has no deleted_at
         gone = con.execute("select run_id, created from unpod.runs where deleted_at is not null limit 1").fetchone()
@@ -140,18 +133,31 @@ def test_a_changed_model_file_builds_everything(tmp_path):
         assert snapshot(con) == from_scratch(con, tmp_path / "scratch.duckdb")
 
 
-def test_a_broken_rule_fails_every_night_until_it_is_fixed(tmp_path):
+def test_a_night_with_broken_rows_is_built_in_full_and_says_so(tmp_path):
+    """A refresh trusts what the checks guarantee (one row per run_id, every row with one): when a night breaks
+    that, the nightly build notices it in the checks and builds everything, that night and until it is fixed."""
     rng = random.Random(6)
-    with create_runs_db(tmp_path / "runs.duckdb", history(rng, 50)) as con:
+    with create_runs_db(tmp_path / "runs.duckdb", history(rng, 80)) as con:
         assert build_analytics(con, None, full=False) == ""
-        # a second copy of an old run, written by the next load
-        insert_runs(con, [_run(rng, "R0007", utc("2025-01-05T00:00:00"), "1700086400.0", status="completed")])
-        assert "ERROR runs_run_id_unique" in build_analytics(con, None, full=False)
-        insert_runs(con, [_run(rng, "X1", utc("2025-01-05T00:00:00"), "1700172800.0")])
-        assert "ERROR runs_run_id_unique" in build_analytics(con, None, full=False)
-        con.execute("delete from unpod.runs where run_id = 'R0007' and _dlt_load_id = '1700086400.0'")
-        insert_runs(con, [_run(rng, "X2", utc("2025-01-05T00:00:00"), "1700259200.0")])
-        assert build_analytics(con, None, full=True) == ""
-        insert_runs(con, [_run(rng, "X3", utc("2025-01-05T00:00:00"), "1700345600.0")])
+        nights = [
+            [_run(rng, None, utc("2025-01-20T10:00:00"), "1700086400.0", collection_ref="no_id")],
+            [_run(rng, "N1", utc("2025-01-27T11:00:00"), "1700172800.0", collection_ref="no_id")],
+            # a second copy of an old run, beside the fix of the first night
+            [_run(rng, "R0007", utc("2025-01-05T00:00:00"), "1700259200.0", status="completed")],
+            [_run(rng, "N2", utc("2025-01-05T00:00:00"), "1700345600.0")],
+        ]
+        expected_errors = ["runs_run_id_not_null", "runs_run_id_not_null", "runs_run_id_unique", "runs_run_id_unique"]
+        for night, (rows, error) in enumerate(zip(nights, expected_errors)):
+            if night == 2:
+                con.execute("delete from unpod.runs where run_id is null")
+            insert_runs(con, rows)
+            assert f"ERROR {error}:" in build_analytics(con, None, full=False), f"night {night}"
+            assert build_state(con).kind == "full"
+            assert snapshot(con) == from_scratch(con, tmp_path / f"scratch_{night}.duckdb"), f"night {night}"
+        con.execute("delete from unpod.runs where run_id = 'R0007' and _dlt_load_id = '1700259200.0'")
+        insert_runs(con, [_run(rng, "N3", utc("2025-01-05T00:00:00"), "1700432000.0")])
         assert build_analytics(con, None, full=False) == ""
-        assert build_state(con).checked_through == "1700345600.0"
+        insert_runs(con, [_run(rng, "N4", utc("2025-01-05T00:00:00"), "1700518400.0")])
+        assert build_analytics(con, None, full=False) == ""
+        assert build_state(con) == BuildState("incremental", "1700518400.0", "1700518400.0")
+        assert snapshot(con) == from_scratch(con, tmp_path / "scratch_fixed.duckdb")

@@ -5,8 +5,8 @@ Zero rows means the check passed. Each file opens with a comment line saying wha
 non-zero, a failed warning is reported and lets them succeed (an unknown status is news, not breakage).
 
 A check about single runs reads ``checked_runs``: the rows of ``unpod.runs`` it must look at. That is every row,
-unless the caller names the last load whose rows passed; then only the rows loaded since. A row that broke a rule
-fails every night until it is fixed, since the checked loads move on only when every error check passes.
+unless the caller names the last load whose rows passed; then only the rows loaded since. After a failed error
+check, ``load`` builds and checks everything again, so a row that broke a rule fails every night until it is fixed.
 """
 
 from __future__ import annotations

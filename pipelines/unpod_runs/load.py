@@ -132,12 +132,12 @@ def run_load(
 def build_analytics(con: duckdb.DuckDBPyConnection, report_path: Path | None, full: bool = True) -> str:
     """Build the models, run the data checks and write the report; return what went wrong, if anything.
 
-    Unless ``full``, the models are refreshed for the runs loaded since the last build and the per-run checks
-    look at the runs loaded since the last build whose checks passed: a quiet night costs what it changed.
+    Unless ``full`` (or the last checks failed), the models are refreshed for the runs loaded since the last
+    build and the per-run checks look at those runs only: a quiet night costs what it changed.
     A model that fails to build leaves the previous models in place (they are built in one transaction), so
     the loaded runs are still published; the problem is reported and the exit code says so.
     """
-    from .checks import format_check_failures, run_checks
+    from .checks import blocking_failures, format_check_failures, run_checks
     from .models import ModelBuildError, build_models, build_state, mark_checked
 
     history.ensure_tables(con)
@@ -146,16 +146,27 @@ def build_analytics(con: duckdb.DuckDBPyConnection, report_path: Path | None, fu
     ).fetchone()[0]:
         log.info("event=models_skipped reason=%r", "no run loaded yet: the models are built once a space has runs")
         return ""
+    before = build_state(con)
+    # After checks that failed, whatever broke them, a full build and full checks say where things stand.
+    refresh = not full and before is not None and before.checked_through == before.built_through
     try:
-        build_models(con, incremental=not full)
+        build_models(con, incremental=refresh)
     except (ModelBuildError, ValueError) as exc:
         return f"the models did not build: {exc}"
     state = build_state(con)
     results = run_checks(con, since_load_id=state.checked_through if state and state.kind == "incremental" else None)
+    if state and state.kind == "incremental" and blocking_failures(results):
+        # A refresh trusts that the checked rows are sound; they are not: build and check everything tonight.
+        log.warning("event=models_rebuilt reason=%r", "a data check failed after a refresh")
+        try:
+            build_models(con)
+        except (ModelBuildError, ValueError) as exc:
+            return f"the models did not build: {exc}"
+        results = run_checks(con)
     for result in results:
         if not result.passed and result.severity != "error":
             log.warning("event=check_warning check=%s rows=%d %s", result.name, result.row_count, result.description)
-    failed = [result for result in results if not result.passed and result.severity == "error"]
+    failed = blocking_failures(results)
     if not failed:
         mark_checked(con)
     if report_path is not None:

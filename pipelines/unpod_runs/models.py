@@ -336,7 +336,7 @@ _WORK_TABLES = (_CHANGED, _REPLACED, _REFRESHED, _TOUCHED, _INDEXED, _INPUT)
 
 @dataclass(frozen=True)
 class _Changes:
-    """The loads since the last build: ``temp.model_changed_runs`` holds the run_ids they wrote."""
+    """The loads since the last build: ``temp.model_changed_runs`` holds the rows they wrote."""
 
     since: str
     through: str
@@ -357,10 +357,9 @@ def _pending_changes(
         if model.key and _relation_kind(con, SCHEMA, model.name) != "table":
             return None
     since = state.built_through
-    con.execute(
-        f"create temp table {_CHANGED} as select distinct run_id from unpod.runs where _dlt_load_id > ?", [since]
-    )
-    (runs,) = con.execute(f"select count(*) from temp.{_CHANGED}").fetchone()
+    # Loads append their rows, so this reads the newest row groups only.
+    con.execute(f"create temp table {_CHANGED} as select * from unpod.runs where _dlt_load_id > ?", [since])
+    (runs,) = con.execute(f"select count(distinct run_id) from temp.{_CHANGED}").fetchone()
     (stored,) = con.execute(f"select count(*) from {SCHEMA}.{RUN_INDEX}").fetchone()
     if runs > FULL_BUILD_SHARE * max(stored, 1):
         return None
@@ -376,10 +375,12 @@ def _refresh_model(con: duckdb.DuckDBPyConnection, model: Model, changes: _Chang
     """
     index = f"{SCHEMA}.{RUN_INDEX}"
     if model.name == RUN_INDEX:
-        con.execute(f"create temp table {_TOUCHED} as select run_id from temp.{_CHANGED}")
+        con.execute(f"create temp table {_TOUCHED} as select distinct run_id from temp.{_CHANGED}")
         # The previous version of each changed run, and where it is: the other marts find the groups it left.
         con.execute(f"create temp table {_REPLACED} as {_in_touched(index, model.key, 'rowid as replaced_row, rows.*')}")
-        runs_of_groups = _CHANGED
+        # The loads since the last build wrote every row these runs have: a merge replaces a run's rows, and a
+        # second copy that an old load left (or a row without run_id) fails a check, which builds everything.
+        loaded_rows = f"temp.{_CHANGED}"
     else:
         keys = ", ".join(model.key)
         con.execute(
@@ -397,12 +398,11 @@ def _refresh_model(con: duckdb.DuckDBPyConnection, model: Model, changes: _Chang
             _build_model(con, model)
             return
         con.execute(f"create temp table {_INDEXED} as {_in_touched(index, model.key, 'run_id')}")
-        runs_of_groups = _INDEXED
+        loaded_rows = (
+            f"(select loaded.* from unpod.runs as loaded semi join temp.{_INDEXED} as wanted "
+            "on loaded.run_id is not distinct from wanted.run_id)"
+        )
     # The staged rows of those runs: the staging query, row by row, over their rows of unpod.runs.
-    loaded_rows = (
-        f"(select loaded.* from unpod.runs as loaded semi join temp.{runs_of_groups} as wanted "
-        "on loaded.run_id is not distinct from wanted.run_id)"
-    )
     staged_rows = re.sub(_relation_pattern("unpod.runs"), loaded_rows, changes.staging_query)
     con.execute(f"create temp table {_INPUT} as {staged_rows}")
     query = re.sub(_relation_pattern(INCREMENTAL_INPUT), f"temp.{_INPUT}", model.query)
