@@ -321,7 +321,6 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-
 # ---- incremental refresh ------------------------------------------------------------------------------------------
 
 # Temporary tables of one refresh; dropped when the build ends, whatever happened.
@@ -377,7 +376,8 @@ def _refresh_model(con: duckdb.DuckDBPyConnection, model: Model, changes: _Chang
     if model.name == RUN_INDEX:
         con.execute(f"create temp table {_TOUCHED} as select distinct run_id from temp.{_CHANGED}")
         # The previous version of each changed run, and where it is: the other marts find the groups it left.
-        con.execute(f"create temp table {_REPLACED} as {_in_touched(index, model.key, 'rowid as replaced_row, rows.*')}")
+        previous = _in_touched(index, model.key, "rowid as replaced_row, rows.*")
+        con.execute(f"create temp table {_REPLACED} as {previous}")
         # The loads since the last build wrote every row these runs have: a merge replaces a run's rows, and a
         # second copy that an old load left (or a row without run_id) fails a check, which builds everything.
         loaded_rows = f"temp.{_CHANGED}"
