@@ -3,6 +3,10 @@
 Zero rows means the check passed. Each file opens with a comment line saying what must hold, and a
 ``-- severity: error`` or ``-- severity: warn`` line: a failed error check makes ``models`` and ``load`` exit
 non-zero, a failed warning is reported and lets them succeed (an unknown status is news, not breakage).
+
+A check about single runs reads ``checked_runs``: the rows of ``unpod.runs`` it must look at. That is every row,
+unless the caller names the last load whose rows passed; then only the rows loaded since. After a failed error
+check, ``load`` builds and checks everything again, so a row that broke a rule fails every night until it is fixed.
 """
 
 from __future__ import annotations
@@ -22,6 +26,9 @@ logger = logging.getLogger(__name__)
 CHECKS_DIR = SQL_DIR / "checks"
 SEVERITIES = ("error", "warn")
 SAMPLE_SIZE = 5
+# The rows of unpod.runs that the checks of single runs look at (a temporary view).
+CHECKED_RUNS = "checked_runs"
+_OFFENDING = "check_offending_rows"
 
 
 @dataclass(frozen=True)
@@ -49,8 +56,18 @@ def load_checks(checks_dir: Path = CHECKS_DIR) -> list[Check]:
     return [_parse_check(path) for path in sorted(checks_dir.glob("*.sql"))]
 
 
-def run_checks(con: duckdb.DuckDBPyConnection, checks_dir: Path = CHECKS_DIR) -> list[CheckResult]:
-    """Run every check; a check whose query cannot run is reported as a failed error, not raised."""
+def run_checks(
+    con: duckdb.DuckDBPyConnection, checks_dir: Path = CHECKS_DIR, since_load_id: str | None = None
+) -> list[CheckResult]:
+    """Run every check; a check whose query cannot run is reported as a failed error, not raised.
+
+    With ``since_load_id``, the checks of single runs look only at the rows loaded after that load.
+    """
+    scope = "" if since_load_id is None else f" where _dlt_load_id > {_literal(since_load_id)}"
+    try:
+        con.execute(f"create or replace temp view {CHECKED_RUNS} as select * from unpod.runs{scope}")
+    except duckdb.Error as error:
+        logger.warning("cannot define %s: %s", CHECKED_RUNS, error)  # the checks that read it say so
     results = [_run_check(con, check) for check in load_checks(checks_dir)]
     failed = [result.name for result in results if not result.passed]
     logger.info("ran %d data checks, %d failed%s", len(results), len(failed), f": {', '.join(failed)}" if failed else "")
@@ -102,10 +119,13 @@ def _parse_check(path: Path) -> Check:
 
 def _run_check(con: duckdb.DuckDBPyConnection, check: Check) -> CheckResult:
     try:
-        (row_count,) = con.execute(f"select count(*) from (\n{check.query}\n)").fetchone()
-        cursor = con.execute(f"select * from (\n{check.query}\n) limit {SAMPLE_SIZE}")
+        # Run the query once: the offending rows are few, and a check may scan a lot to find them.
+        con.execute(f"create or replace temp table {_OFFENDING} as\n{check.query}")
+        (row_count,) = con.execute(f"select count(*) from temp.{_OFFENDING}").fetchone()
+        cursor = con.execute(f"select * from temp.{_OFFENDING} limit {SAMPLE_SIZE}")
         names = [column[0] for column in cursor.description]
         sample_rows = [dict(zip(names, row)) for row in cursor.fetchall()]
+        con.execute(f"drop table temp.{_OFFENDING}")
     except duckdb.Error as error:
         return CheckResult(
             name=check.name,
@@ -139,3 +159,7 @@ def _format_value(value: Any) -> str:
     if isinstance(value, str):
         return repr(value)
     return str(value)
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"

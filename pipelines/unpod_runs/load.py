@@ -26,6 +26,8 @@ EXIT_OK = 0
 EXIT_SPACES_FAILED = 1
 EXIT_CONFIG = 2
 EXIT_LOCKED = 3
+# dlt restores the newest state; the ones before it are kept only to look back a little.
+STATE_ROWS_KEPT = 3
 
 
 class LoadFailed(Exception):
@@ -114,6 +116,7 @@ def run_load(
             report=report, request_cost=settings.request_cost_runs,
         )
         load_id = _extract_and_load(pipeline, source)
+        _remove_loaded_packages(pipeline)
         summary.spaces_ok = sorted(report.results)
         summary.spaces_failed = dict(report.failures)
         summary.spaces_read_in_full = sum(result.full_pass for result in report.results.values())
@@ -122,6 +125,7 @@ def run_load(
         summary.runs_updated = sum(result.changed_runs for result in report.results.values())
         summary.requests, summary.retries = stats.requests, stats.retries
         with duckdb.connect(str(workspace.work_db)) as con:
+            _prune_pipeline_state(con)
             history.ensure_tables(con)
             if full_scan:
                 _mark_deleted(con, load_id, [token for token, result in report.results.items() if result.full_pass])
@@ -138,7 +142,7 @@ def run_load(
                 if problems:
                     history.set_outcome(con, load_id, summary.outcome)
 
-            build_analytics(con, pending_report(report_path), checked=record_checks)
+            build_analytics(con, pending_report(report_path), full=full_scan, checked=record_checks)
             summary.report_path = report_path
         log.info("event=phase name=publish")
         _publish_with_report(workspace, report_path)
@@ -147,16 +151,21 @@ def run_load(
 
 
 def build_analytics(
-    con: duckdb.DuckDBPyConnection, report_path: Path | None, checked: Callable[[str], None] | None = None
+    con: duckdb.DuckDBPyConnection,
+    report_path: Path | None,
+    full: bool = True,
+    checked: Callable[[str], None] | None = None,
 ) -> str:
     """Build the models, run the data checks and write the report; return what went wrong, if anything.
 
+    Unless ``full`` (or the last checks failed), the models are refreshed for the runs loaded since the last
+    build and the per-run checks look at those runs only: a quiet night costs what it changed.
     A model that fails to build leaves the previous models in place (they are built in one transaction), so
     the loaded runs are still published; the problem is reported and the exit code says so. ``checked`` hears
     the checks' verdict before the report is written, so the report shows the load's final outcome.
     """
-    from .checks import format_check_failures, run_checks
-    from .models import ModelBuildError, build_models
+    from .checks import blocking_failures, format_check_failures, run_checks
+    from .models import ModelBuildError, build_models, build_state, mark_checked
 
     history.ensure_tables(con)
     if not con.execute(
@@ -164,22 +173,31 @@ def build_analytics(
     ).fetchone()[0]:
         log.info("event=models_skipped reason=%r", "no run loaded yet: the models are built once a space has runs")
         return ""
+    before = build_state(con)
+    # After checks that failed, whatever broke them, a full build and full checks say where things stand.
+    refresh = not full and before is not None and before.checked_through == before.built_through
     try:
-        build_models(con)
+        build_models(con, incremental=refresh)
     except (ModelBuildError, ValueError) as exc:
-        problems = f"the models did not build: {exc}"
-        if checked is not None:
-            checked(problems)
-        return problems
+        return _checked(f"the models did not build: {exc}", checked)
     log.info("event=phase name=checks")
-    results = run_checks(con)
+    state = build_state(con)
+    results = run_checks(con, since_load_id=state.checked_through if state and state.kind == "incremental" else None)
+    if state and state.kind == "incremental" and blocking_failures(results):
+        # A refresh trusts that the checked rows are sound; they are not: build and check everything tonight.
+        log.warning("event=models_rebuilt reason=%r", "a data check failed after a refresh")
+        try:
+            build_models(con)
+        except (ModelBuildError, ValueError) as exc:
+            return _checked(f"the models did not build: {exc}", checked)
+        results = run_checks(con)
     for result in results:
         if not result.passed and result.severity != "error":
             log.warning("event=check_warning check=%s rows=%d %s", result.name, result.row_count, result.description)
-    failed = [result for result in results if not result.passed and result.severity == "error"]
-    problems = format_check_failures(failed) if failed else ""
-    if checked is not None:
-        checked(problems)
+    failed = blocking_failures(results)
+    if not failed:
+        mark_checked(con)
+    problems = _checked(format_check_failures(failed) if failed else "", checked)
     log.info("event=phase name=report")
     if report_path is not None:
         from .report import write_report
@@ -188,6 +206,13 @@ def build_analytics(
             write_report(con, report_path)
         except Exception as exc:  # the report is a view of the data: it must never cost the night's load
             log.error("event=report_failed path=%s error=%r", report_path, f"{type(exc).__name__}: {exc}")
+    return problems
+
+
+def _checked(problems: str, checked: Callable[[str], None] | None) -> str:
+    """Tell ``checked`` the verdict (before the report is written, so it shows the final outcome), and return it."""
+    if checked is not None:
+        checked(problems)
     return problems
 
 
@@ -211,8 +236,13 @@ def _publish_with_report(workspace: Workspace, report_path: Path | None) -> None
 
 
 def _open_pipeline(workspace: Workspace) -> dlt.Pipeline:
-    # Arrow tables get no _dlt_load_id unless asked: the full scan needs it to tell listed runs from unlisted.
+    # Arrow tables get no _dlt_load_id unless asked: the full scan needs it to tell listed runs from unlisted,
+    # and the models need it to know which runs a load wrote.
     dlt.config["normalize.parquet_normalizer.add_dlt_load_id"] = True
+    # Nothing may grow with the number of loads: a completed package is not needed once it is loaded, and the
+    # staging copy of the merged rows is not needed once they are merged (it would be published with the file).
+    dlt.config["load.delete_completed_jobs"] = True
+    dlt.config["load.truncate_staging_dataset"] = True
     working_copy = workspace.prepare()
     pipeline = dlt.pipeline(
         pipeline_name=workspace.pipeline_name,
@@ -279,6 +309,29 @@ def _extract_and_load(pipeline: dlt.Pipeline, source: object) -> str:
             raise auth from None
         raise LoadFailed(f"{exc.step} failed: {_root_message(exc)}") from None
     return info.loads_ids[-1] if info.loads_ids else ""
+
+
+def _remove_loaded_packages(pipeline: dlt.Pipeline) -> None:
+    """A loaded package is in the database now; dlt would keep its folder, and its copy of the state, forever."""
+    storage = pipeline._get_load_storage()
+    for load_id in storage.list_loaded_packages():
+        storage.delete_loaded_package(load_id)
+
+
+def _prune_pipeline_state(con: duckdb.DuckDBPyConnection) -> None:
+    """dlt stores its whole state with every load and reads only the newest: keep a few, not one per night."""
+    try:
+        con.execute(
+            """
+            delete from unpod._dlt_pipeline_state
+            where _dlt_load_id not in (
+                select _dlt_load_id from unpod._dlt_pipeline_state order by _dlt_load_id desc limit ?
+            )
+            """,
+            [STATE_ROWS_KEPT],
+        )
+    except duckdb.CatalogException:
+        pass  # no load has stored a state yet
 
 
 def _runs_per_space(target: Path | duckdb.DuckDBPyConnection) -> dict[str, int]:

@@ -8,14 +8,25 @@ Each file opens with a comment block that documents it::
     -- <what the model is for, any number of lines>
     -- materialized: table                  (optional; staging defaults to view, marts to table)
     -- optional source: unpod.spaces        (optional; a table the loader may not have created yet)
+    -- incremental key: day, collection_ref  (optional, marts only; see below)
     -- columns:
     --   <column>: <what it holds>
 
 The builder copies that documentation into DuckDB comments, so any client that opens the file shows it.
+
+A night's load changes a few runs of millions, so a mart with an ``incremental key`` is refreshed, not rebuilt:
+only its rows that a changed run falls into are computed again. A run changed if a load wrote it since the last
+build (its ``_dlt_load_id`` is newer). ``run_durations``, one row per run (key ``run_id``), is refreshed first: its
+rows for the changed runs, before and after, say which groups of the other marts they leave and join. Those groups
+are computed again by the mart's own query over their runs, and nothing else: a group's figures depend only on its
+own runs, so the result is the full build's, row for row. A mart's key columns are columns of ``run_durations``
+too. A first build, a changed model file, or a night that changed a large share of the runs builds everything; a
+mart whose changed groups hold a large share of the runs is built whole.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import textwrap
@@ -31,10 +42,18 @@ SCHEMA = "analytics"
 # Layers in build order, each with its default materialization.
 LAYERS = {"staging": "view", "marts": "table"}
 MATERIALIZATIONS = ("view", "table")
+# The mart with one row per run: it is refreshed first, and tells which groups of the other marts a run is in.
+RUN_INDEX = "run_durations"
+# What an incremental mart's query reads its runs from; a refresh runs it over the runs of the changed groups.
+INCREMENTAL_INPUT = f"{SCHEMA}.stg_runs"
+# One row: which loads the models include, and which of those the data checks have passed.
+BUILD_STATE = f"{SCHEMA}.model_build_state"
+# When more than this share of the stored runs changed, one full build is cheaper than replacing them.
+FULL_BUILD_SHARE = 0.2
 
 _NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 _SOURCE = re.compile(r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$")
-_DIRECTIVE = re.compile(r"^(materialized|optional source):\s*(.+)$")
+_DIRECTIVE = re.compile(r"^(materialized|optional source|incremental key):\s*(.+)$")
 _COLUMN = re.compile(r"^([a-z_][a-z0-9_]*):\s*(.+)$")
 # A stand-in for a missing optional source: the models' union-by-name contracts supply the real columns.
 _STAND_IN_COLUMN = "_stand_in boolean"
@@ -58,10 +77,21 @@ class Model:
     materialized: str
     optional_sources: tuple[str, ...]
     columns: dict[str, str]
+    # The grain columns of a mart that is refreshed incrementally; empty for a model that is always built whole.
+    key: tuple[str, ...] = ()
 
     @property
     def relation(self) -> str:
         return f"{SCHEMA}.{self.name}"
+
+
+@dataclass(frozen=True)
+class BuildState:
+    """What the last build included: loads up to ``built_through``, checked clean up to ``checked_through``."""
+
+    kind: str
+    built_through: str | None
+    checked_through: str | None
 
 
 def load_models(sql_dir: Path = SQL_DIR) -> list[Model]:
@@ -74,36 +104,74 @@ def load_models(sql_dir: Path = SQL_DIR) -> list[Model]:
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
         raise ValueError(f"more than one model file builds {', '.join(duplicates)}")
+    incremental = [model for model in models if model.key]
+    if incremental:
+        index = next((model for model in models if model.name == RUN_INDEX and model.layer == "marts"), None)
+        if index is None or index.key != ("run_id",):
+            raise ValueError(f"incremental marts need sql/marts/{RUN_INDEX}.sql with '-- incremental key: run_id'")
+        for model in incremental:
+            missing = [column for column in model.key if column not in index.columns]
+            if missing:
+                raise ValueError(f"{model.path}: incremental key column {', '.join(missing)} is not a column of "
+                                 f"{index.relation}, which tells the builder where each run is")
+        # The run index goes first among the marts: the others are refreshed from what it says.
+        models.sort(key=lambda model: (model.layer != "staging", model.name != RUN_INDEX))
     return models
 
 
-def build_models(con: duckdb.DuckDBPyConnection, sql_dir: Path = SQL_DIR) -> list[str]:
+def build_models(con: duckdb.DuckDBPyConnection, sql_dir: Path = SQL_DIR, incremental: bool = False) -> list[str]:
     """Build every model in one transaction, so a failing model leaves the previous build readable and intact.
 
+    With ``incremental``, the incremental models are refreshed for the runs loaded since the last build,
+    where that is possible and worth it (see the module's docstring); otherwise everything is built.
     The connection must not be inside a transaction already: this function owns the one it opens.
     Returns the relations built, in build order.
     """
     models = load_models(sql_dir)
     if _relation_kind(con, "unpod", "runs") is None:
         raise ModelBuildError("unpod.runs does not exist: load runs before building the models")
+    digest = _digest(models)
     con.begin()
     current: Model | None = None
     try:
         con.execute(f"create schema if not exists {SCHEMA}")
+        state = _read_state(con)
+        changes = _pending_changes(con, models, state, digest) if incremental else None
         stand_ins = _create_stand_ins(con, models)
         for model in models:
             current = model
-            _build_model(con, model)
+            if changes is not None and model.key:
+                _refresh_model(con, model, changes)
+            else:
+                _build_model(con, model)
         current = None
         for source in stand_ins:
             con.execute(f"drop table {source}")
+        through = changes.through if changes is not None else _latest_load_id(con, None)
+        checked = state.checked_through if changes is not None and state is not None else None
+        _write_state(con, digest, BuildState("incremental" if changes is not None else "full", through, checked))
         con.commit()
     except duckdb.Error as error:
         con.rollback()
         where = f"{current.relation} (sql/{current.layer}/{current.path.name})" if current else "the build"
         raise ModelBuildError(f"{where} failed to build: {error}") from error
-    logger.info("built %d models into schema %s", len(models), SCHEMA)
+    finally:
+        _drop_work_tables(con, *_WORK_TABLES)
+    if changes is None:
+        logger.info("built %d models into schema %s", len(models), SCHEMA)
+    else:
+        logger.info("refreshed the models for %d changed runs", changes.runs)
     return [model.relation for model in models]
+
+
+def build_state(con: duckdb.DuckDBPyConnection) -> BuildState | None:
+    """What the models hold now; None before the first build."""
+    return _read_state(con)
+
+
+def mark_checked(con: duckdb.DuckDBPyConnection) -> None:
+    """The data checks passed on everything the models hold: the next night checks only what is newer."""
+    con.execute(f"update {BUILD_STATE} set checked_through = built_through")
 
 
 def describe_models(sql_dir: Path = SQL_DIR) -> str:
@@ -134,7 +202,7 @@ def _parse_model(path: Path, layer: str, default_materialization: str) -> Model:
         raise ValueError(f"{path}: expected a leading comment block (grain first) and then a query")
     grain, *rest = header
     description: list[str] = []
-    directives: dict[str, list[str]] = {"materialized": [], "optional source": []}
+    directives: dict[str, list[str]] = {"materialized": [], "optional source": [], "incremental key": []}
     columns: dict[str, str] = {}
     in_columns = False
     for line in rest:
@@ -161,6 +229,9 @@ def _parse_model(path: Path, layer: str, default_materialization: str) -> Model:
     if optional_sources and materialized != "table":
         # A view would keep pointing at the stand-in, which is dropped once the build is done.
         raise ValueError(f"{path}: a model over an optional source must be materialized as a table")
+    key = _parse_key(path, directives["incremental key"], layer, materialized, columns)
+    if key and not _reads(query, INCREMENTAL_INPUT):
+        raise ValueError(f"{path}: an incremental mart is refreshed from {INCREMENTAL_INPUT}, which it does not read")
     return Model(
         name=name,
         layer=layer,
@@ -171,7 +242,28 @@ def _parse_model(path: Path, layer: str, default_materialization: str) -> Model:
         materialized=materialized,
         optional_sources=optional_sources,
         columns=columns,
+        key=key,
     )
+
+
+def _parse_key(path: Path, lines: list[str], layer: str, materialized: str, columns: dict[str, str]) -> tuple[str, ...]:
+    if not lines:
+        return ()
+    if len(lines) != 1 or layer != "marts" or materialized != "table":
+        raise ValueError(f"{path}: only a mart materialized as a table has an incremental key, on one line")
+    key = tuple(part.strip() for part in lines[0].split(","))
+    for column in key:
+        if column not in columns:
+            raise ValueError(f"{path}: incremental key column {column!r} is not a documented column")
+    return key
+
+
+def _reads(query: str, relation: str) -> bool:
+    return re.search(_relation_pattern(relation), query) is not None
+
+
+def _relation_pattern(relation: str) -> str:
+    return rf"(?<![\w.\"]){re.escape(relation)}(?![\w\"])"
 
 
 def _split_header(text: str) -> tuple[list[str], str]:
@@ -228,3 +320,168 @@ def _build_model(con: duckdb.DuckDBPyConnection, model: Model) -> None:
 def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
+
+# ---- incremental refresh ------------------------------------------------------------------------------------------
+
+# Temporary tables of one refresh; dropped when the build ends, whatever happened.
+_CHANGED = "model_changed_runs"
+_REPLACED = "model_replaced_runs"
+_REFRESHED = "model_refreshed_runs"
+_TOUCHED = "model_touched_keys"
+_INDEXED = "model_touched_runs"
+_INPUT = "model_refresh_input"
+_WORK_TABLES = (_CHANGED, _REPLACED, _REFRESHED, _TOUCHED, _INDEXED, _INPUT)
+
+
+@dataclass(frozen=True)
+class _Changes:
+    """The loads since the last build: ``temp.model_changed_runs`` holds the rows they wrote."""
+
+    since: str
+    through: str
+    runs: int
+    stored: int
+    staging_query: str
+
+
+def _pending_changes(
+    con: duckdb.DuckDBPyConnection, models: list[Model], state: BuildState | None, digest: str
+) -> _Changes | None:
+    """What an incremental refresh must take in, or None when only a full build will do."""
+    if state is None or state.built_through is None or _stored_digest(con) != digest:
+        return None
+    if not _has_column(con, "unpod", "runs", "_dlt_load_id"):
+        return None
+    for model in models:
+        if model.key and _relation_kind(con, SCHEMA, model.name) != "table":
+            return None
+    since = state.built_through
+    # Loads append their rows, so this reads the newest row groups only.
+    con.execute(f"create temp table {_CHANGED} as select * from unpod.runs where _dlt_load_id > ?", [since])
+    (runs,) = con.execute(f"select count(distinct run_id) from temp.{_CHANGED}").fetchone()
+    (stored,) = con.execute(f"select count(*) from {SCHEMA}.{RUN_INDEX}").fetchone()
+    if runs > FULL_BUILD_SHARE * max(stored, 1):
+        return None
+    staging = next(model for model in models if model.relation == INCREMENTAL_INPUT)
+    through = _latest_load_id(con, since) or since
+    return _Changes(since=since, through=through, runs=runs, stored=stored, staging_query=staging.query)
+
+
+def _refresh_model(con: duckdb.DuckDBPyConnection, model: Model, changes: _Changes) -> None:
+    """Compute again the rows of ``model`` that a changed run falls into, and only those.
+
+    A NULL key (a run without collection_ref) is a group of its own: every match is ``is not distinct from``.
+    """
+    index = f"{SCHEMA}.{RUN_INDEX}"
+    if model.name == RUN_INDEX:
+        con.execute(f"create temp table {_TOUCHED} as select distinct run_id from temp.{_CHANGED}")
+        # The previous version of each changed run, and where it is: the other marts find the groups it left.
+        previous = _in_touched(index, model.key, "rowid as replaced_row, rows.*")
+        con.execute(f"create temp table {_REPLACED} as {previous}")
+        # The loads since the last build wrote every row these runs have: a merge replaces a run's rows, and a
+        # second copy that an old load left (or a row without run_id) fails a check, which builds everything.
+        loaded_rows = f"temp.{_CHANGED}"
+    else:
+        keys = ", ".join(model.key)
+        con.execute(
+            f"""
+            create temp table {_TOUCHED} as
+            select {keys} from temp.{_REPLACED}
+            union
+            select {keys} from temp.{_REFRESHED}
+            """
+        )
+        (touched_runs,) = con.execute(f"select count(*) from ({_in_touched(index, model.key, 'run_id')})").fetchone()
+        if touched_runs > FULL_BUILD_SHARE * max(changes.stored, 1):
+            # Most groups changed (every collection got a new run): one pass over everything is cheaper.
+            _drop_work_tables(con, _TOUCHED)
+            _build_model(con, model)
+            return
+        con.execute(f"create temp table {_INDEXED} as {_in_touched(index, model.key, 'run_id')}")
+        loaded_rows = (
+            f"(select loaded.* from unpod.runs as loaded semi join temp.{_INDEXED} as wanted "
+            "on loaded.run_id is not distinct from wanted.run_id)"
+        )
+    # The staged rows of those runs: the staging query, row by row, over their rows of unpod.runs.
+    staged_rows = re.sub(_relation_pattern("unpod.runs"), loaded_rows, changes.staging_query)
+    con.execute(f"create temp table {_INPUT} as {staged_rows}")
+    query = re.sub(_relation_pattern(INCREMENTAL_INPUT), f"temp.{_INPUT}", model.query)
+    # The input may hold runs of other groups too (runs without a run_id): keep the changed groups only.
+    refreshed = _in_touched(f"({query})", model.key)
+    stale = f"select replaced_row from temp.{_REPLACED}" if model.name == RUN_INDEX else _in_touched(
+        model.relation, model.key, "rowid"
+    )
+    con.execute(f"delete from {model.relation} where rowid in ({stale})")
+    if model.name == RUN_INDEX:
+        con.execute(f"create temp table {_REFRESHED} as {refreshed}")
+        con.execute(f"insert into {model.relation} by name select * from temp.{_REFRESHED}")
+    else:
+        con.execute(f"insert into {model.relation} by name {refreshed}")
+    _drop_work_tables(con, _TOUCHED, _INDEXED, _INPUT)
+    logger.debug("refreshed %s", model.relation)
+
+
+def _in_touched(relation: str, key: tuple[str, ...], column: str = "*") -> str:
+    """The rows (or one column) of ``relation`` in a changed group of ``temp.model_touched_keys``."""
+    condition = " and ".join(f"rows.{name} is not distinct from touched.{name}" for name in key)
+    return f"select rows.{column} from {relation} as rows semi join temp.{_TOUCHED} as touched on {condition}"
+
+
+def _drop_work_tables(con: duckdb.DuckDBPyConnection, *tables: str) -> None:
+    for table in tables:
+        con.execute(f"drop table if exists temp.{table}")
+
+
+def _latest_load_id(con: duckdb.DuckDBPyConnection, since: str | None) -> str | None:
+    if not _has_column(con, "unpod", "runs", "_dlt_load_id"):
+        return None
+    if since is None:
+        return con.execute("select max(_dlt_load_id) from unpod.runs").fetchone()[0]
+    return con.execute("select max(_dlt_load_id) from unpod.runs where _dlt_load_id > ?", [since]).fetchone()[0]
+
+
+def _digest(models: list[Model]) -> str:
+    """Any change to a model file changes what the incremental tables hold: they are then built again."""
+    text = "\n".join(f"{model.layer}/{model.name} {model.materialized} {model.key}\n{model.query}" for model in models)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _read_state(con: duckdb.DuckDBPyConnection) -> BuildState | None:
+    if _relation_kind(con, *BUILD_STATE.split(".")) is None:
+        return None
+    row = con.execute(f"select kind, built_through, checked_through from {BUILD_STATE}").fetchone()
+    return BuildState(*row) if row else None
+
+
+def _stored_digest(con: duckdb.DuckDBPyConnection) -> str | None:
+    row = con.execute(f"select models_digest from {BUILD_STATE}").fetchone()
+    return row[0] if row else None
+
+
+def _write_state(con: duckdb.DuckDBPyConnection, digest: str, state: BuildState) -> None:
+    con.execute(
+        f"""
+        create table if not exists {BUILD_STATE} (
+            models_digest varchar,
+            kind varchar,
+            built_through varchar,
+            checked_through varchar
+        )
+        """
+    )
+    con.execute(f"delete from {BUILD_STATE}")
+    con.execute(
+        f"insert into {BUILD_STATE} values (?, ?, ?, ?)",
+        [digest, state.kind, state.built_through, state.checked_through],
+    )
+
+
+def _has_column(con: duckdb.DuckDBPyConnection, schema: str, table: str, column: str) -> bool:
+    row = con.execute(
+        """
+        select count(*) from information_schema.columns
+        where table_catalog = current_database() and table_schema = ? and table_name = ? and column_name = ?
+        """,
+        [schema, table, column],
+    ).fetchone()
+    return row[0] > 0

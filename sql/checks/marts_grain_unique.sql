@@ -2,10 +2,18 @@
 -- severity: error
 with
 
+-- A run's rows are written when a load writes the run: count those of the checked runs.
+checked_ids as (
+    select distinct checked_runs.run_id
+    from checked_runs
+),
+
 duplicates as (
-    select 'analytics.run_durations' as relation, run_id as grain_key, count(*) as copies
-    from analytics.run_durations
-    group by run_id
+    select 'analytics.run_durations' as relation, durations.run_id as grain_key, count(*) as copies
+    from analytics.run_durations as durations
+    semi join checked_ids
+        on durations.run_id is not distinct from checked_ids.run_id
+    group by durations.run_id
     having count(*) > 1
     union all
     select 'analytics.collection_stats', collection_ref, count(*)

@@ -6,5 +6,5 @@ select
     runs.status,
     runs.created,
     runs.modified
-from analytics.stg_runs as runs
-where runs.modified < runs.created
+from checked_runs as runs
+where runs.deleted_at is null and runs.modified < runs.created

@@ -6,5 +6,5 @@ select
     runs.status,
     runs.created,
     runs.modified
-from unpod.runs as runs
+from checked_runs as runs
 where runs.run_id is null

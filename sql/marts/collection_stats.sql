@@ -1,5 +1,6 @@
 -- One row per collection_ref (runs without one form their own NULL group).
 -- How often a collection's runs fail and how long they take: the first place to look for a problem collection.
+-- incremental key: collection_ref
 -- columns:
 --   collection_ref: the collection; NULL groups the runs that came without one.
 --   total_runs: every run of the collection, open ones too.
@@ -32,8 +33,8 @@ aggregated as (
         count(*) filter (where not runs.is_terminal) as open_runs,
         count(*) filter (where runs.is_terminal) as terminal_runs,
         avg(runs.duration_seconds) as avg_duration_seconds,
-        quantile_cont(runs.duration_seconds, 0.5) as p50_duration_seconds,
-        quantile_cont(runs.duration_seconds, 0.95) as p95_duration_seconds,
+        -- both percentiles from one pass over the durations: half the work of two quantile_cont calls
+        quantile_cont(runs.duration_seconds, [0.5, 0.95]) as duration_quantiles,
         min(runs.created) as first_created,
         max(runs.created) as last_created,
         max(runs.duration_seconds) as max_duration_seconds
@@ -52,8 +53,8 @@ final as (
         terminal_runs,
         failed_runs / nullif(terminal_runs, 0)::double as failure_rate,
         avg_duration_seconds,
-        p50_duration_seconds,
-        p95_duration_seconds,
+        duration_quantiles[1] as p50_duration_seconds,
+        duration_quantiles[2] as p95_duration_seconds,
         first_created,
         last_created,
         max_duration_seconds

@@ -1,5 +1,6 @@
 -- One row per (day, collection_ref), day being the UTC date a run was created.
 -- Failure rate and duration over time: a run counts on the day it was created, whatever its status now.
+-- incremental key: day, collection_ref
 -- columns:
 --   day: the UTC date of created (DATE), whatever the reader's TimeZone.
 --   collection_ref: the collection; NULL groups the runs that came without one.
@@ -29,8 +30,8 @@ aggregated as (
         count(*) filter (where runs.status = 'partially_completed') as partially_completed_runs,
         count(*) filter (where not runs.is_terminal) as open_runs,
         count(*) filter (where runs.is_terminal) as terminal_runs,
-        quantile_cont(runs.duration_seconds, 0.5) as p50_duration_seconds,
-        quantile_cont(runs.duration_seconds, 0.95) as p95_duration_seconds
+        -- both percentiles from one pass over the durations: half the work of two quantile_cont calls
+        quantile_cont(runs.duration_seconds, [0.5, 0.95]) as duration_quantiles
     from runs
     group by runs.created_day, runs.collection_ref
 ),
@@ -44,10 +45,10 @@ final as (
         failed_runs,
         partially_completed_runs,
         failed_runs / nullif(terminal_runs, 0)::double as failure_rate,
-        p50_duration_seconds,
+        duration_quantiles[1] as p50_duration_seconds,
         open_runs,
         terminal_runs,
-        p95_duration_seconds
+        duration_quantiles[2] as p95_duration_seconds
     from aggregated
 )
 

@@ -1,5 +1,6 @@
 -- One row per run that the API still lists, with its finish time and duration once it is terminal.
 -- The per-run detail behind every duration and failure figure: filter it, histogram it, join it.
+-- incremental key: run_id
 -- columns:
 --   run_id: the run's id.
 --   space_token: the space the run belongs to.

@@ -40,8 +40,8 @@ aggregated as (
         count(*) filter (where not runs.is_terminal) as open_runs,
         count(*) filter (where runs.is_terminal) as terminal_runs,
         avg(runs.duration_seconds) as avg_duration_seconds,
-        quantile_cont(runs.duration_seconds, 0.5) as p50_duration_seconds,
-        quantile_cont(runs.duration_seconds, 0.95) as p95_duration_seconds,
+        -- both percentiles from one pass over the durations: half the work of two quantile_cont calls
+        quantile_cont(runs.duration_seconds, [0.5, 0.95]) as duration_quantiles,
         min(runs.created) as first_created,
         max(runs.created) as last_created,
         max(runs.modified) as last_modified
@@ -63,8 +63,8 @@ final as (
         aggregated.terminal_runs,
         aggregated.failed_runs / nullif(aggregated.terminal_runs, 0)::double as failure_rate,
         aggregated.avg_duration_seconds,
-        aggregated.p50_duration_seconds,
-        aggregated.p95_duration_seconds,
+        aggregated.duration_quantiles[1] as p50_duration_seconds,
+        aggregated.duration_quantiles[2] as p95_duration_seconds,
         aggregated.first_created,
         aggregated.last_created,
         aggregated.last_modified

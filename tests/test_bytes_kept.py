@@ -1,0 +1,46 @@
+"""What the product keeps between loads does not grow with the number of loads, only with the runs stored."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from conftest import LoadEnv
+from unpod_runs.load import STATE_ROWS_KEPT, run_load
+from unpod_runs.workspace import Workspace
+
+MIB = 1024 * 1024
+
+
+def bytes_under(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(child.stat().st_size for child in path.rglob("*") if child.is_file())
+
+
+def test_quiet_nights_keep_the_same_bytes_and_prune_what_dlt_would_keep(load_env: LoadEnv, tmp_path: Path):
+    workspace = Workspace.for_db(load_env.db)
+    dlt_dir = tmp_path / "dlt"
+    kept = []
+    for night in range(8):
+        if night:
+            load_env.world.advance(hours=24, new_runs=1, finish_fraction=0.2)
+        summary = run_load(load_env.db)
+        assert summary.exit_code == 0, summary.render()
+        kept.append(bytes_under(load_env.db) + bytes_under(workspace.work_dir) + bytes_under(dlt_dir))
+
+    # DuckDB reuses the blocks that a night frees: after the first nights the files stop growing; two files
+    # that each take or give back a 256 KiB block make the total swing by 512 KiB.
+    assert all(after - before <= 1 * MIB for before, after in zip(kept[2:], kept[3:])), kept
+    assert kept[-1] - kept[2] <= 1 * MIB, kept
+    with duckdb.connect(str(load_env.db), read_only=True) as con:
+        states = con.execute("select count(*) from unpod._dlt_pipeline_state").fetchone()[0]
+        staged = con.execute(
+            "select table_name from information_schema.tables "
+            "where table_schema = 'unpod_staging' and table_name not like '\\_dlt%' escape '\\'"
+        ).fetchall()
+        staged_rows = sum(con.execute(f"select count(*) from unpod_staging.{name}").fetchone()[0] for (name,) in staged)
+    assert states == STATE_ROWS_KEPT
+    assert staged_rows == 0, "the staging copy of the merged rows is published"
+    assert not list(dlt_dir.glob("pipelines/*/load/loaded/*")), "loaded packages are kept"
