@@ -250,3 +250,35 @@ def test_an_organization_whose_spaces_are_all_empty_loads_cleanly(tmp_path, monk
         second = run_load(db)
     assert second.exit_code == 0 and second.runs_new == 3
     assert_matches_truth(db, world)
+
+
+def test_a_cursor_of_the_first_format_is_moved_to_the_cursor_table(load_env: LoadEnv):
+    """The first format kept every open run in dlt's state: the next load reads them there and writes the table."""
+    from unpod_runs.load import _open_pipeline
+
+    world = load_env.world
+    run_load(load_env.db)
+    workspace = Workspace.for_db(load_env.db)
+    with duckdb.connect(str(workspace.work_db)) as con:
+        tracked = con.execute("select run_id, space_token, rank, status, modified from unpod.run_cursor").fetchall()
+        con.execute("delete from unpod.run_cursor")
+    assert tracked, "the fixture world needs open runs"
+    pipeline = _open_pipeline(workspace)
+    with pipeline.managed_state(extract_state=True) as state:
+        spaces = state["sources"]["unpod"]["spaces"]
+        for token, cursor in spaces.items():
+            cursor.pop("version")
+            cursor["open_runs"] = {run_id: [rank, status, modified.isoformat() if modified else None]
+                                   for run_id, space, rank, status, modified in tracked if space == token}
+    pipeline.normalize()
+    pipeline.load()
+    finished = next(run_id for run_id, *_ in tracked)
+    world.set_status(finished, "completed", bump_modified=False)
+
+    summary = run_load(load_env.db)
+
+    assert summary.exit_code == 0 and summary.spaces_read_in_full == 0
+    assert_matches_truth(load_env.db, world)
+    with duckdb.connect(str(load_env.db), read_only=True) as con:
+        now_tracked = {row[0] for row in con.execute("select run_id from unpod.run_cursor").fetchall()}
+    assert now_tracked == {run_id for run_id, *_ in tracked} - {finished}

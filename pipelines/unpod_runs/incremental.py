@@ -560,9 +560,9 @@ class SpaceReader:
             for answered, table in self.new_open]))
         open_runs = pa.concat_tables([now.filter(pa.array(still_open | kept)), new_open])
         changes = pa.concat_tables([
-            _cursor_rows(now.filter(pa.array(moved)), self.space_token, closed=False),
-            _cursor_rows(now.filter(pa.array(closed)), self.space_token, closed=True),
-            _cursor_rows(new_open, self.space_token, closed=False),
+            cursor_rows(now.filter(pa.array(moved)), self.space_token, closed=False),
+            cursor_rows(now.filter(pa.array(closed)), self.space_token, closed=True),
+            cursor_rows(new_open, self.space_token, closed=False),
         ])
         unlisted = int(np.sum(searched_all)) if not self.full_pass else 0
         if unlisted:
@@ -600,7 +600,8 @@ CURSOR_TABLE_SCHEMA = pa.schema(
 )
 
 
-def _cursor_rows(runs: pa.Table, space_token: str, closed: bool) -> pa.Table:
+def cursor_rows(runs: pa.Table, space_token: str, closed: bool) -> pa.Table:
+    """Open runs as rows of ``unpod.run_cursor`` (``closed``: rows that delete them there)."""
     return pa.table({
         "run_id": runs["run_id"],
         "space_token": pa.array([space_token] * runs.num_rows, pa.string()),

@@ -31,6 +31,7 @@ from .incremental import (
     SpaceCursor,
     SpaceReader,
     SpaceResult,
+    cursor_rows,
     empty_open_runs,
     open_runs_from_state,
 )
@@ -204,9 +205,11 @@ def _read_spaces(
     state = dlt.current.source_state().setdefault("spaces", {})
     cursors = {target.token: SpaceCursor.from_state(state.get(target.token)) for target in targets}
     stored_open = _stored_open_runs() if not full_scan and any(cursors.values()) else {}
+    # A cursor of the first format holds its open runs in the state: read them there, and write them all to the table.
+    migrated = {target.token: open_runs_from_state(state.get(target.token)) for target in targets}
     previous_open = {
-        target.token: open_runs_from_state(state.get(target.token)) or stored_open.get(target.token) or empty_open_runs()
-        for target in targets
+        token: legacy if legacy is not None else stored_open.get(token, empty_open_runs())
+        for token, legacy in migrated.items()
     }
     messages: queue.Queue = queue.Queue(maxsize=max(4, workers * 2))
     cancelled = threading.Event()
@@ -262,8 +265,11 @@ def _read_spaces(
                 yield payload
             elif kind == "done":
                 remaining -= 1
-                if payload.cursor_changes.num_rows:
-                    yield payload.cursor_changes
+                changes = payload.cursor_changes
+                if migrated[payload.space_token] is not None and not payload.full_pass:
+                    changes = cursor_rows(payload.open_runs, payload.space_token, closed=False)
+                if changes.num_rows:
+                    yield changes
                 state[payload.space_token] = payload.cursor.to_state()
                 report.results[payload.space_token] = payload
                 log.info(
