@@ -21,6 +21,7 @@ from __future__ import annotations
 import email.utils
 import http.client
 import logging
+import os
 import random
 import ssl
 import threading
@@ -205,6 +206,11 @@ class UnpodClient:
         if session is None:
             session = requests.Session()
             session.headers.update({"Authorization": f"Token {self._token}", "Content-Type": "application/json"})
+            # Read the proxy and CA settings of the environment once, not on every request: requests scans the whole
+            # environment per request otherwise, a quarter of a small request's cost.
+            session.proxies = requests.utils.get_environ_proxies(self.base_url)
+            session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+            session.trust_env = False
             self._local.session = session
         return session
 
