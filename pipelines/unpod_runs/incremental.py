@@ -33,6 +33,7 @@ from datetime import datetime
 from typing import Callable, Protocol
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -202,9 +203,8 @@ class SpaceReader:
         self.previous = previous.sort_by([("rank", "ascending")])
         self.previous_ids = self.previous["run_id"].combine_chunks()
         self.previous_ranks = self.previous["rank"].to_numpy()
-        # A dict, not Arrow's is_in: that hashes the whole value set again on every call, once per response.
-        self.previous_position = {run_id: index for index, run_id in enumerate(self.previous_ids.to_pylist())}
-        self.previous_versions = list(zip(self.previous["status"].to_pylist(), self.previous["modified"].to_pylist()))
+        # A hash index built once: Arrow's index_in hashes the whole value set again on every call.
+        self.previous_position = pd.Index(self.previous_ids.to_numpy(zero_copy_only=False))
         # How much further than the counts allow a run may have moved: it was not found where it should have been,
         # on a night whose counts changed while paging. Its search widens (doubling) until it is found.
         self.previous_slack = np.nan_to_num(self.previous["slack"].to_numpy(zero_copy_only=False)).astype(np.int64)
@@ -449,7 +449,7 @@ class SpaceReader:
         """
         self.runs_read += table.num_rows
         ids = table["run_id"].to_pylist()
-        previous_index = np.fromiter((self.previous_position.get(run_id, -1) for run_id in ids), np.int64, len(ids))
+        previous_index = self.previous_position.get_indexer(ids) if len(self.previous_ids) else np.full(len(ids), -1)
         was_open = previous_index >= 0
         keep = is_new | self._note_previous_open(table, ranks, answered, previous_index, was_open)
         # An open run that was not open before: a new one, or one a full pass had not seen.
@@ -506,12 +506,14 @@ class SpaceReader:
         self.found.rank[targets] = ranks[rows]
         self.found.response[targets] = answered[rows]
         self.found.unlisted[targets] = False
-        statuses = table["status"].take(row_array).to_pylist()
-        modified = table["modified"].take(row_array).to_pylist()
-        for row, target, status, stamp in zip(rows.tolist(), targets.tolist(), statuses, modified):
+        statuses = table["status"].take(row_array)
+        modified = table["modified"].take(row_array)
+        target_array = pa.array(targets)
+        changed[rows] = ~_same(statuses, modified, self.previous["status"].take(target_array),
+                               self.previous["modified"].take(target_array))
+        for target, status, stamp in zip(targets.tolist(), statuses.to_pylist(), _microseconds(modified)):
             self.found.status[target] = status
             self.found.modified[target] = stamp
-            changed[row] = (status, stamp) != self.previous_versions[target]
         return changed
 
     def _deleted_after(self, responses: np.ndarray) -> np.ndarray:
@@ -539,7 +541,8 @@ class SpaceReader:
             "run_id": self.previous_ids,
             "rank": pa.array(np.where(found, self.found.rank, self.previous_ranks), pa.int64()),
             "status": pc.if_else(pa.array(found), pa.array(self.found.status, pa.string()), self.previous["status"]),
-            "modified": pc.if_else(pa.array(found), pa.array(self.found.modified, TIMESTAMP), self.previous["modified"]),
+            "modified": pc.if_else(pa.array(found), pa.array(self.found.modified, pa.int64()).cast(TIMESTAMP),
+                                   self.previous["modified"]),
             "slack": pa.array(np.where(found, self._deleted_after(self.found.response), self._slack_after_miss()),
                               pa.int64()),
         }, schema=OPEN_RUNS_SCHEMA)
@@ -622,6 +625,10 @@ def _last_per_run(runs: pa.Table) -> pa.Table:
     if len(last) == len(ids):
         return runs
     return runs.take(pa.array(sorted(last.values())))
+
+
+def _microseconds(timestamps: pa.Array | pa.ChunkedArray) -> list[int | None]:
+    return timestamps.cast(pa.int64()).to_pylist()
 
 
 def _same(status_a: pa.Array, modified_a: pa.Array, status_b: pa.Array, modified_b: pa.Array) -> np.ndarray:
