@@ -128,14 +128,14 @@ def cmd_models(args: argparse.Namespace) -> int:
     import duckdb
 
     from .load import EXIT_LOCKED, build_analytics
-    from .workspace import LoadLock, LockBusy, PublishFailed, Workspace
+    from .workspace import WRITER_CONFIG, LoadLock, LockBusy, PublishFailed, Workspace
 
     try:
         with LoadLock(args.db):
             workspace = Workspace.for_db(args.db)
             if workspace.prepare() == "new":
                 return _fail(f"no database at {args.db}: run `unpod-runs load` first", 1)
-            with duckdb.connect(str(workspace.work_db)) as con:
+            with duckdb.connect(str(workspace.work_db), config=WRITER_CONFIG) as con:
                 problems = build_analytics(con, None)
             workspace.publish()
     except LockBusy as exc:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Callable
 
 import dlt
+from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 import duckdb
 from dlt.pipeline.exceptions import PipelineStepFailed
 
@@ -18,7 +19,7 @@ from . import history
 from .client import AuthError, ConfigError, RequestStats, UnpodClient, UnpodError, check_base_url
 from .config import UnpodSettings, load_settings
 from .source import ExtractReport, SpaceTarget, unpod
-from .workspace import LoadLock, Workspace
+from .workspace import WRITER_CONFIG, LoadLock, Workspace
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +125,7 @@ def run_load(
         summary.rejected_detail = report.rejections.lines()
         summary.runs_updated = sum(result.changed_runs for result in report.results.values())
         summary.requests, summary.retries = stats.requests, stats.retries
-        with duckdb.connect(str(workspace.work_db)) as con:
+        with duckdb.connect(str(workspace.work_db), config=WRITER_CONFIG) as con:
             _prune_pipeline_state(con)
             history.ensure_tables(con)
             if full_scan:
@@ -246,7 +247,7 @@ def _open_pipeline(workspace: Workspace) -> dlt.Pipeline:
     working_copy = workspace.prepare()
     pipeline = dlt.pipeline(
         pipeline_name=workspace.pipeline_name,
-        destination=dlt.destinations.duckdb(str(workspace.work_db)),
+        destination=dlt.destinations.duckdb(DuckDbCredentials(str(workspace.work_db), global_config=WRITER_CONFIG)),
         dataset_name="unpod",
     )
     if working_copy != "existing":
