@@ -121,8 +121,10 @@ def test_retry_after_is_honoured_and_errors_never_hold_the_token(server, world):
 
 
 def test_unparseable_timestamp_message_names_the_value():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"'2026-02-30T00:00:00' is not a timestamp"):
         parse_timestamp("2026-02-30T00:00:00")
+    with pytest.raises(ValueError, match=r"not a timestamp string: 1767225600"):
+        parse_timestamp(1767225600)
     assert parse_timestamp(None) is None
 
 
