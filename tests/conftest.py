@@ -95,6 +95,11 @@ def as_utc(value: str | None) -> datetime | None:
 def assert_matches_truth(db: Path, world: World, spaces: set[str] | None = None) -> None:
     """unpod.runs holds every listed run of the loaded spaces exactly once, as the API shows it now."""
     truth = {run_id: run for run_id, run in world.truth().items() if spaces is None or run["space_token"] in spaces}
+    with duckdb.connect(str(db), read_only=True) as con:
+        duplicated = con.execute(
+            "select run_id, count(*) from unpod.runs group by run_id having count(*) > 1 order by run_id limit 5"
+        ).fetchall()
+    assert duplicated == [], f"runs stored more than once: {duplicated}"
     stored = stored_runs(db)
     if spaces is not None:
         stored = {run_id: row for run_id, row in stored.items() if row["space_token"] in spaces}

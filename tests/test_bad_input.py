@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from types import SimpleNamespace
 
 import duckdb
 import pytest
@@ -105,24 +106,28 @@ def test_other_tokens_are_percent_encoded_as_one_segment(token, segment):
     assert space_path_segment(token) == segment
 
 
-def test_retry_after_is_honoured_and_errors_never_hold_the_token(server, world):
+def test_retry_after_is_honoured_and_errors_never_hold_the_token(server, world, monkeypatch):
+    from unpod_runs import client as client_module
     from unpod_runs.sandbox.server import FaultPlan
 
+    slept: list[float] = []
+    monkeypatch.setattr(client_module, "time", SimpleNamespace(sleep=slept.append))
     server.faults = FaultPlan(seed=1, rate=1.0, kinds=("429",), retry_after_s=0.05)
     client = UnpodClient(server.base_url, world.api_token, org_handle=world.org_handle, max_attempts=3)
-    started = datetime.now()
     with pytest.raises(Exception) as caught:
         client.list_spaces()
-    elapsed = (datetime.now() - started).total_seconds()
     assert "gave up after 3 attempts" in str(caught.value) and "HTTP 429" in str(caught.value)
-    assert elapsed >= 0.1
+    # The waits are the server's Retry-After, not the client's own backoff (0.5 s, then 1 s).
+    assert slept == [0.05, 0.05]
     assert client.stats.requests == 3 and client.stats.retries == 2
     assert world.api_token not in str(caught.value) and world.api_token not in repr(client)
 
 
 def test_unparseable_timestamp_message_names_the_value():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"'2026-02-30T00:00:00' is not a timestamp"):
         parse_timestamp("2026-02-30T00:00:00")
+    with pytest.raises(ValueError, match=r"not a timestamp string: 1767225600"):
+        parse_timestamp(1767225600)
     assert parse_timestamp(None) is None
 
 

@@ -10,6 +10,7 @@ from conftest_analytics import create_runs_db, run
 
 from unpod_runs.checks import (
     SEVERITIES,
+    CHECKS_DIR,
     CheckResult,
     blocking_failures,
     format_check_failures,
@@ -26,6 +27,8 @@ CLEAN_RUNS = [
     run("R5", "hold", "2025-03-02T12:00:00", space_token="SPACEBBBBBBBBBBBBBBBBBBB"),
     run("R6", "failed", "2025-03-02T12:00:00", "2025-03-02T12:00:03", deleted_at="2025-03-03T00:00:00"),
 ]
+# The warnings, each proven by a test of its own below.
+WARNING_CHECKS = {"runs_status_known", "runs_terminal_timestamps_present"}
 
 
 def built(path: Path, runs: list[dict]) -> duckdb.DuckDBPyConnection:
@@ -48,13 +51,14 @@ def test_every_check_passes_on_clean_data(tmp_path):
 
 def test_check_files_declare_severity_and_purpose():
     checks = load_checks()
-    assert len(checks) >= 9
+    # One check per file in sql/checks, and each is proven to fail on data that breaks it (the cases below).
+    files = sorted(path.stem for path in CHECKS_DIR.glob("*.sql"))
+    assert [check.name for check in checks] == files
+    assert set(files) == {case[0] for case in ERROR_CASES} | WARNING_CHECKS
     for check in checks:
         assert check.severity in SEVERITIES, check.name
         assert len(check.description) > 20, check.name
-    assert {check.name for check in checks if check.severity == "warn"} == {
-        "runs_status_known", "runs_terminal_timestamps_present"
-    }
+    assert {check.name for check in checks if check.severity == "warn"} == WARNING_CHECKS
 
 
 # (check, extra runs inserted before the build, SQL run on the built models): each breaks exactly one rule.

@@ -37,3 +37,24 @@ def test_status_without_a_database_is_one_clear_line(tmp_path):
     )
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [f"unpod-runs: no database at {tmp_path / 'none.duckdb'}: run `unpod-runs load` first"]
+
+
+def test_the_command_exits_normally_so_a_profiler_writes_its_file(tmp_path):
+    profile = tmp_path / "help.prof"
+    result = subprocess.run(
+        [sys.executable, "-m", "cProfile", "-o", str(profile), "-m", "unpod_runs.cli", "--help"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "usage: unpod-runs" in result.stdout
+    assert profile.stat().st_size > 0
+
+
+def test_help_does_not_import_the_pipeline_or_the_sandbox():
+    code = ("import runpy, sys; sys.argv = ['unpod-runs', '--help']\n"
+            "try:\n    runpy.run_module('unpod_runs.cli', run_name='__main__')\n"
+            "except SystemExit as exit:\n"
+            "    print(exit.code, sorted(name for name in sys.modules if name.split('.')[0] in ('dlt', 'duckdb') "
+            "or name.startswith('unpod_runs.')))\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.stdout.splitlines()[-1] == "0 []", result.stderr

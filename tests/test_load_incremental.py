@@ -7,7 +7,7 @@ import shutil
 
 import duckdb
 
-from conftest import LoadEnv, assert_matches_truth, stored_runs
+from conftest import LoadEnv, as_utc, assert_matches_truth, stored_runs
 from unpod_runs.load import run_load
 from unpod_runs.sandbox.server import FaultPlan, SandboxServer
 from unpod_runs.sandbox.world import World
@@ -117,6 +117,12 @@ def test_runs_created_while_paging(tmp_path, monkeypatch):
             for token in world.space_tokens():
                 missing = [index for index, run in enumerate(world.runs(token)) if run["run_id"] not in stored]
                 assert missing in ([], [0]), (night, token, missing)
+            # Every run that did land is stored as the API shows it tonight, status and modified included.
+            for run_id, run in world.truth().items():
+                if run_id in stored:
+                    row = stored[run_id]
+                    assert (row["status"], row["modified"]) == (run.get("status"), as_utc(run.get("modified"))), (
+                        night, run_id)
             world.advance(hours=24, seed=9 + night)
         server.create_during_paging = 0
         run_load(db)
@@ -152,6 +158,15 @@ def test_full_scan_marks_unlisted_runs_deleted_and_clears_when_they_return(load_
     stored = stored_runs(load_env.db)
     assert stored[gone["run_id"]]["deleted_at"] is not None
     assert sum(row["deleted_at"] is not None for row in stored.values()) == 1
+    assert_matches_truth(load_env.db, world)
+    # The run is listed again, as it was, at the top of its space (where the API puts an item it serves anew).
+    assert world.add_raw_run(token, gone) == gone["run_id"]
+
+    run_load(load_env.db, full_scan=True)
+
+    stored = stored_runs(load_env.db)
+    assert stored[gone["run_id"]]["deleted_at"] is None
+    assert sum(row["deleted_at"] is not None for row in stored.values()) == 0
     assert_matches_truth(load_env.db, world)
 
 

@@ -5,21 +5,59 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
+import threading
 
 import duckdb
 import pytest
 
 from conftest import REPO, assert_matches_truth, make_env, stored_runs
-from unpod_runs.sandbox.server import SandboxServer
+from unpod_runs.load import KILL_AT_PHASE_ENV
+from unpod_runs.sandbox.server import RequestRecord, SandboxServer
 from unpod_runs.sandbox.world import World
+
+
+class HoldingSandbox(SandboxServer):
+    """A sandbox that can hold a load in the middle of its extraction, for exactly as long as a test needs.
+
+    Once armed, it answers the next `answers` runs requests and keeps every later one waiting until released."""
+
+    def __init__(self, world: World, **settings):
+        super().__init__(world, **settings)
+        self.holding = threading.Event()  # a runs request is being held
+        self._released = threading.Event()
+        self._answers_left: int | None = None
+        self._gate = threading.Lock()
+
+    def hold_runs_after(self, answers: int) -> None:
+        self._released.clear()
+        self.holding.clear()
+        self._answers_left = answers
+
+    def release(self) -> None:
+        """Answer the held requests and every later one."""
+        self._answers_left = None
+        self._released.set()
+
+    def record(self, record: RequestRecord) -> None:
+        # The handler records a request before it answers it: waiting here holds the answer back.
+        if record.kind == "runs" and self._answers_left is not None:
+            with self._gate:
+                hold = self._answers_left == 0
+                self._answers_left -= not hold
+            if hold:
+                self.holding.set()
+                self._released.wait(timeout=300)
+        super().record(record)
+
+    def stop(self) -> None:
+        self.release()
+        super().stop()
 
 
 @pytest.fixture
 def job(tmp_path):
-    """A sandbox with some latency, so a load takes long enough to be interrupted."""
     world = World(seed=21, spaces=4, runs=[30, 60, 90, 120])
-    with SandboxServer(world, latency_ms=40) as server:
+    with HoldingSandbox(world) as server:
         env = make_env(tmp_path, world, server, page_size="10", workers="2")
         data = tmp_path / "data"
         data.mkdir()
@@ -45,16 +83,18 @@ def test_killed_load_loses_nothing_and_next_load_completes_it(job, phase):
     assert code == 0, stderr
     world.advance(hours=24, seed=2)
 
-    server.latency_ms = 150  # long enough an extraction to be killed in the middle of it
-    process = unpod_runs(env, "load", "--db", str(db))
-    for line in process.stderr:
-        if f"event=phase name={phase}" in line:
-            if phase == "extract":
-                time.sleep(0.3)
-            process.send_signal(signal.SIGKILL)
-            break
-    process.wait(timeout=60)
+    if phase == "extract":
+        # Killed in the middle of extracting: two pages are in, the process waits for the third.
+        server.hold_runs_after(2)
+        process = unpod_runs(env, "load", "--db", str(db))
+        assert server.holding.wait(timeout=120), "the load never asked for a third page"
+        process.send_signal(signal.SIGKILL)
+    else:
+        process = unpod_runs({**env, KILL_AT_PHASE_ENV: phase}, "load", "--db", str(db))
+    stderr = process.communicate(timeout=120)[1]
+    assert f"event=phase name={phase}" in stderr
     assert process.returncode == -signal.SIGKILL
+    server.release()
     world.advance(hours=24, seed=3)
 
     code, stdout, stderr = finish(unpod_runs(env, "load", "--db", str(db)))
@@ -87,18 +127,17 @@ def test_reader_holding_the_database_open_never_fails_the_load(job):
 
 def test_second_load_while_one_runs_exits_3(job):
     world, server, env, db = job
-    server.latency_ms = 1000  # the first load holds the lock for seconds
+    server.hold_runs_after(0)  # the first load holds the lock, waiting for its first page
     first = unpod_runs(env, "load", "--db", str(db))
-    for line in first.stderr:
-        if "event=phase name=extract" in line:
-            break
-    started = time.monotonic()
+    assert server.holding.wait(timeout=120)
+
     code, _, stderr = finish(unpod_runs(env, "load", "--db", str(db)))
+
     assert code == 3
     assert "another load" in stderr
-    assert time.monotonic() - started < 30
-    first.stderr.read()
-    assert first.wait(timeout=120) == 0
+    server.release()
+    assert finish(first)[0] == 0
+    assert_matches_truth(db, world)
 
 
 def test_lock_left_by_a_killed_process_does_not_block(job):

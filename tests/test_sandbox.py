@@ -10,6 +10,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -20,6 +21,7 @@ import pytest
 import requests
 import urllib3
 
+from unpod_runs.sandbox import server as sandbox_server
 from unpod_runs.sandbox.cli import serve
 from unpod_runs.sandbox.server import FAULT_KINDS, MSG_NO_ACCESS, FaultPlan, SandboxServer
 from unpod_runs.sandbox.world import (DEFAULT_NOW, FULL_FIELDS, OPEN_STATUSES, RUN_MODES, SIX_FIELDS, STALE_DAYS,
@@ -376,20 +378,38 @@ def test_dropped_and_truncated_responses(world: World, api: requests.Session):
         assert 0 < len(received) < int(response.headers["Content-Length"])
 
 
-def test_slow_fault_and_latency(world: World, api: requests.Session):
+class SleepRecorder:
+    """Stands in for the sandbox's `time`: records each sleep, and lets no sleep start until `together` sleepers
+    are waiting, so requests whose delays were serialized would never all get through."""
+
+    def __init__(self, together: int = 1):
+        self.seconds: list[float] = []
+        self._lock = threading.Lock()
+        self._together = threading.Barrier(together, timeout=60)
+
+    def sleep(self, seconds: float) -> None:
+        with self._lock:
+            self.seconds.append(seconds)
+        self._together.wait()
+        time.sleep(seconds)
+
+
+def test_slow_fault_and_latency(world: World, api: requests.Session, monkeypatch: pytest.MonkeyPatch):
     token = world.space_tokens()[-1]
+    slept = SleepRecorder()
+    monkeypatch.setattr(sandbox_server, "time", slept)
     with SandboxServer(world, faults=FaultPlan(rate=1.0, kinds=("slow",), slow_s=0.3)) as server:
-        started = time.monotonic()
         assert api.get(runs_url(server, token)).status_code == 200
-        assert time.monotonic() - started >= 0.3
+    assert slept.seconds == [0.3]
+
+    slept = SleepRecorder(together=8)
+    monkeypatch.setattr(sandbox_server, "time", slept)
     with SandboxServer(world, latency_ms=200) as server:
-        started = time.monotonic()
         with ThreadPoolExecutor(8) as pool:
             statuses = list(pool.map(lambda _: requests.get(runs_url(server, token), headers=api.headers).status_code,
                                      range(8)))
-        elapsed = time.monotonic() - started
     assert statuses == [200] * 8
-    assert 0.2 <= elapsed < 1.0, "latency delays each request without serializing them"
+    assert slept.seconds == [0.2] * 8, "latency delays each request without serializing them"
 
 
 def test_faults_are_seeded_and_spare_admin_routes(world: World, api: requests.Session):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -29,6 +30,15 @@ EXIT_CONFIG = 2
 EXIT_LOCKED = 3
 # dlt restores the newest state; the ones before it are kept only to look back a little.
 STATE_ROWS_KEPT = 3
+# Test-only: names a phase at whose start the process SIGKILLs itself, so a test of a load killed in that phase
+# kills it exactly there instead of racing the load. Never set in production.
+KILL_AT_PHASE_ENV = "UNPOD_RUNS_TEST_KILL_AT_PHASE"
+
+
+def _enter_phase(name: str) -> None:
+    log.info("event=phase name=%s", name)
+    if os.environ.get(KILL_AT_PHASE_ENV) == name:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 class LoadFailed(Exception):
@@ -136,7 +146,7 @@ def run_load(
             _record_spaces(con, report, summary.started_at)
             summary.seconds = time.monotonic() - clock
             history.append_load(con, _load_record(load_id, summary))
-            log.info("event=phase name=models")
+            _enter_phase("models")
 
             def record_checks(problems: str) -> None:
                 summary.check_problems = problems
@@ -145,7 +155,7 @@ def run_load(
 
             build_analytics(con, pending_report(report_path), full=full_scan, checked=record_checks)
             summary.report_path = report_path
-        log.info("event=phase name=publish")
+        _enter_phase("publish")
         _publish_with_report(workspace, report_path)
     summary.seconds = time.monotonic() - clock
     return summary
@@ -181,7 +191,7 @@ def build_analytics(
         build_models(con, incremental=refresh)
     except (ModelBuildError, ValueError) as exc:
         return _checked(f"the models did not build: {exc}", checked)
-    log.info("event=phase name=checks")
+    _enter_phase("checks")
     state = build_state(con)
     results = run_checks(con, since_load_id=state.checked_through if state and state.kind == "incremental" else None)
     if state and state.kind == "incremental" and blocking_failures(results):
@@ -199,7 +209,7 @@ def build_analytics(
     if not failed:
         mark_checked(con)
     problems = _checked(format_check_failures(failed) if failed else "", checked)
-    log.info("event=phase name=report")
+    _enter_phase("report")
     if report_path is not None:
         from .report import write_report
 
@@ -296,11 +306,11 @@ def _discover(client: UnpodClient, settings: UnpodSettings) -> list[SpaceTarget]
 
 def _extract_and_load(pipeline: dlt.Pipeline, source: object) -> str:
     try:
-        log.info("event=phase name=extract")
+        _enter_phase("extract")
         pipeline.extract(source, loader_file_format="parquet")
-        log.info("event=phase name=normalize")
+        _enter_phase("normalize")
         pipeline.normalize()
-        log.info("event=phase name=load")
+        _enter_phase("load")
         info = pipeline.load()
         info.raise_on_failed_jobs()
     except PipelineStepFailed as exc:
