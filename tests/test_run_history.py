@@ -1,0 +1,97 @@
+"""Night after night against the sandbox, with finishes both bumped and silent: the status history holds what each
+load saw, when (in the API's clock), and the durations' brackets hold the true finish of every run."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import duckdb
+import pytest
+
+from conftest import LoadEnv, as_utc
+from unpod_runs.client import UnpodClient
+from unpod_runs.load import run_load
+from unpod_runs.sandbox.server import SandboxServer
+from unpod_runs.sandbox.world import TERMINAL_STATUSES, World
+
+NIGHTS = 5
+
+
+@pytest.fixture
+def world() -> World:
+    return World(seed=7, runs=[300, 120, 0], open_fraction=0.25)
+
+
+def history(db) -> dict[tuple, tuple]:
+    with duckdb.connect(str(db), read_only=True) as con:
+        rows = con.execute("select run_id, status, modified, first_seen_at, last_seen_at, space_token "
+                           "from unpod.run_status_history").fetchall()
+    return {(run_id, status, modified): (first, last, space) for run_id, status, modified, first, last, space in rows}
+
+
+def nights(load_env: LoadEnv) -> list[tuple]:
+    """Loads NIGHTS nights; between them the world moves on and some open runs finish by hand, bumped or not.
+
+    Returns (the world's clock at each load, the truth it served then)."""
+    world = load_env.world
+    seen = []
+    for night in range(NIGHTS):
+        if night:
+            world.advance(hours=24, finish_fraction=0.3)
+            open_runs = sorted(run_id for run_id, run in world.truth().items()
+                               if run["status"] not in TERMINAL_STATUSES)
+            # A change of open status without a bump, then a silent finish within the same night.
+            world.set_status(open_runs[0], "in_progress", bump_modified=False)
+            world.advance(hours=1, new_runs=0, finish_fraction=0)
+            world.set_status(open_runs[1], "completed", bump_modified=False)
+            world.set_status(open_runs[2], "failed", bump_modified=True)
+        summary = run_load(load_env.db)
+        assert summary.exit_code == 0, summary.render()
+        seen.append((world.now, world.truth()))
+    return seen
+
+
+def test_runs_page_carries_the_api_date(world: World, server: SandboxServer):
+    client = UnpodClient(server.base_url, world.api_token)
+    token = world.space_tokens()[-1]
+    assert client.runs_page(token, 1, 5).date == world.now
+    world.advance(hours=3)
+    assert client.runs_page(token, 1, 5).date == world.now
+
+
+def test_history_holds_every_version_a_load_saw_with_its_api_dates(load_env: LoadEnv):
+    seen = nights(load_env)
+    stored = history(load_env.db)
+
+    expected: dict[tuple, list] = {}
+    for now, truth in seen:
+        for run_id, run in truth.items():
+            key = (run_id, run["status"], as_utc(run["modified"]))
+            first_last = expected.setdefault(key, [now, now, run["space_token"]])
+            if run["status"] not in TERMINAL_STATUSES:
+                first_last[1] = now  # every load finds every open run; a terminal one is not read again
+    assert set(stored) == set(expected)
+    for key, (first, last, space) in expected.items():
+        assert stored[key] == (first, last, space), key
+    # Unchanged open runs moved their version's last_seen_at without a new row: far fewer rows than sightings.
+    assert len(stored) < sum(len(truth) for _, truth in seen) / 2
+
+
+def test_first_load_seeds_the_history_and_a_full_scan_keeps_first_seen(load_env: LoadEnv):
+    world = load_env.world
+    run_load(load_env.db)
+    first_night = world.now
+    seeded = history(load_env.db)
+    assert len(seeded) == len(world.truth())
+    assert {(first, last) for first, last, _ in seeded.values()} == {(first_night, first_night)}
+    world.advance(hours=24, new_runs=3, finish_fraction=0.5)
+
+    summary = run_load(load_env.db, full_scan=True)
+
+    assert summary.exit_code == 0, summary.render()
+    stored = history(load_env.db)
+    for key, (first, _, _) in seeded.items():
+        assert stored[key][0] == first_night, key
+    new_versions = set(stored) - set(seeded)
+    assert new_versions and all(stored[key][:2] == (world.now, world.now) for key in new_versions)
+    assert world.now - first_night == timedelta(hours=24)
