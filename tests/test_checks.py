@@ -53,7 +53,7 @@ def test_check_files_declare_severity_and_purpose():
         assert check.severity in SEVERITIES, check.name
         assert len(check.description) > 20, check.name
     assert {check.name for check in checks if check.severity == "warn"} == {
-        "runs_status_known", "runs_terminal_timestamps_present"
+        "runs_status_known", "runs_terminal_timestamps_present", "durations_not_exact"
     }
 
 

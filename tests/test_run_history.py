@@ -95,3 +95,45 @@ def test_first_load_seeds_the_history_and_a_full_scan_keeps_first_seen(load_env:
     new_versions = set(stored) - set(seeded)
     assert new_versions and all(stored[key][:2] == (world.now, world.now) for key in new_versions)
     assert world.now - first_night == timedelta(hours=24)
+
+
+def test_every_duration_bracket_holds_the_true_finish_and_every_finish_source_is_right(load_env: LoadEnv):
+    seen = nights(load_env)
+    finishes = load_env.world.finishes()
+    with duckdb.connect(str(load_env.db), read_only=True) as con:
+        cursor = con.execute("select * from analytics.run_durations")
+        names = [column[0] for column in cursor.description]
+        durations = {row[0]: dict(zip(names, row)) for row in cursor.fetchall()}
+
+    final_truth = seen[-1][1]
+    sources = set()
+    for run_id, run in final_truth.items():
+        row = durations[run_id]
+        if run["status"] not in TERMINAL_STATUSES:
+            assert row["finish_source"] is None and row["duration_max_seconds"] is None, run_id
+            continue
+        sightings = [(now, truth[run_id]) for now, truth in seen if run_id in truth]
+        seen_open = [(now, version) for now, version in sightings if version["status"] not in TERMINAL_STATUSES]
+        finished_by = next(now for now, version in sightings if version["status"] in TERMINAL_STATUSES)
+        created, modified = as_utc(run["created"]), as_utc(run["modified"])
+        if seen_open:
+            finished_after, last_open = seen_open[-1][0], seen_open[-1][1]
+            source = "observed" if as_utc(last_open["modified"]) == modified else "modified"
+        else:
+            finished_after = None
+            source = "modified" if modified > created else "unknown"
+        sources.add(source)
+        assert (row["finish_source"], row["finished_after"], row["finished_by"]) == (
+            source, finished_after, finished_by), run_id
+        assert row["duration_seconds"] == (modified - created).total_seconds(), run_id
+        true_duration = (finishes[run_id] - created).total_seconds()
+        assert row["duration_min_seconds"] <= true_duration <= row["duration_max_seconds"], (run_id, row)
+        if source == "observed":
+            assert row["duration_min_seconds"] == (finished_after - created).total_seconds(), run_id
+    assert sources == {"modified", "observed", "unknown"}
+
+    with duckdb.connect(str(load_env.db), read_only=True) as con:
+        exact, = con.execute("select sum(exact_duration_runs) from analytics.collection_stats").fetchone()
+        daily_exact, = con.execute("select sum(exact_duration_runs) from analytics.daily_run_stats").fetchone()
+    expected_exact = sum(1 for row in durations.values() if row["finish_source"] == "modified")
+    assert exact == daily_exact == expected_exact
