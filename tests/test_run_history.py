@@ -3,7 +3,9 @@ load saw, when (in the API's clock), and the durations' brackets hold the true f
 
 from __future__ import annotations
 
+import shutil
 from datetime import timedelta
+from typing import Callable
 
 import duckdb
 import pytest
@@ -11,6 +13,7 @@ import pytest
 from conftest import LoadEnv, as_utc
 from unpod_runs.client import UnpodClient
 from unpod_runs.load import run_load
+from unpod_runs.models import SCHEMA, build_models, build_state
 from unpod_runs.sandbox.server import SandboxServer
 from unpod_runs.sandbox.world import TERMINAL_STATUSES, World
 
@@ -29,7 +32,7 @@ def history(db) -> dict[tuple, tuple]:
     return {(run_id, status, modified): (first, last, space) for run_id, status, modified, first, last, space in rows}
 
 
-def nights(load_env: LoadEnv) -> list[tuple]:
+def nights(load_env: LoadEnv, after_each: Callable[[int], None] = lambda night: None) -> list[tuple]:
     """Loads NIGHTS nights; between them the world moves on and some open runs finish by hand, bumped or not.
 
     Returns (the world's clock at each load, the truth it served then)."""
@@ -48,6 +51,7 @@ def nights(load_env: LoadEnv) -> list[tuple]:
         summary = run_load(load_env.db)
         assert summary.exit_code == 0, summary.render()
         seen.append((world.now, world.truth()))
+        after_each(night)
     return seen
 
 
@@ -137,3 +141,27 @@ def test_every_duration_bracket_holds_the_true_finish_and_every_finish_source_is
         daily_exact, = con.execute("select sum(exact_duration_runs) from analytics.daily_run_stats").fetchone()
     expected_exact = sum(1 for row in durations.values() if row["finish_source"] == "modified")
     assert exact == daily_exact == expected_exact
+
+
+def analytics_snapshot(con: duckdb.DuckDBPyConnection) -> dict[str, list[tuple]]:
+    relations = [name for (name,) in con.execute(
+        "select table_name from information_schema.tables where table_schema = ? and table_name != 'model_build_state'",
+        [SCHEMA],
+    ).fetchall()]
+    return {name: sorted(con.execute(f"select * from {SCHEMA}.{name}").fetchall(), key=repr) for name in relations}
+
+
+def test_nightly_refresh_with_history_equals_a_full_build(load_env: LoadEnv, tmp_path):
+    kinds = []
+
+    def compare(night: int) -> None:
+        copy = tmp_path / f"night_{night}.duckdb"
+        shutil.copyfile(load_env.db, copy)
+        with duckdb.connect(str(copy)) as con:
+            kinds.append(build_state(con).kind)
+            refreshed = analytics_snapshot(con)
+            build_models(con)
+            assert refreshed == analytics_snapshot(con), f"night {night}"
+
+    nights(load_env, compare)
+    assert "incremental" in kinds
