@@ -165,3 +165,24 @@ def test_nightly_refresh_with_history_equals_a_full_build(load_env: LoadEnv, tmp
 
     nights(load_env, compare)
     assert "incremental" in kinds
+
+
+def test_open_runs_lists_every_open_run_with_its_age_in_the_api_clock(load_env: LoadEnv):
+    seen = nights(load_env)
+    now, truth = seen[-1]
+    with duckdb.connect(str(load_env.db), read_only=True) as con:
+        cursor = con.execute("select * from analytics.open_runs")
+        names = [column[0] for column in cursor.description]
+        open_runs = {row[0]: dict(zip(names, row)) for row in cursor.fetchall()}
+    expected = {run_id for run_id, run in truth.items() if run["status"] not in TERMINAL_STATUSES}
+    assert set(open_runs) == expected and expected
+    for run_id, row in open_runs.items():
+        run = truth[run_id]
+        # The night its current version first appeared: the first load whose truth showed it.
+        changed_seen = next(at for at, earlier in seen
+                            if run_id in earlier and (earlier[run_id]["status"], earlier[run_id]["modified"])
+                            == (run["status"], run["modified"]))
+        assert (row["status"], row["last_seen_at"], row["last_change_seen_at"]) == (run["status"], now, changed_seen)
+        assert row["age_seconds"] == (now - as_utc(run["created"])).total_seconds()
+        assert row["unchanged_for_seconds"] == (now - max(changed_seen, as_utc(run["modified"]))).total_seconds()
+        assert row["space_name"] is not None

@@ -8,6 +8,8 @@
 --   finished_after: last_seen_at of the run's last version seen open; NULL if no load saw it open.
 --   last_open_modified: modified of that last open version; NULL if no load saw it open.
 --   finished_by: first_seen_at of the run's first version seen terminal; NULL if no load saw it terminal.
+--   last_seen_at: the API's clock at the last load that saw the run.
+--   last_change_seen_at: first_seen_at of the run's latest version: when a load first saw its last change.
 
 with
 
@@ -45,7 +47,9 @@ final as (
         max(versions.last_seen_at) filter (where not versions.is_terminal) as finished_after,
         -- modified never moves back, so the last open version holds the latest one
         max(versions.modified) filter (where not versions.is_terminal) as last_open_modified,
-        min(versions.first_seen_at) filter (where versions.is_terminal) as finished_by
+        min(versions.first_seen_at) filter (where versions.is_terminal) as finished_by,
+        max(versions.last_seen_at) as last_seen_at,
+        max(versions.first_seen_at) as last_change_seen_at
     from versions
     group by versions.run_id
 )
