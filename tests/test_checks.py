@@ -28,7 +28,7 @@ CLEAN_RUNS = [
     run("R6", "failed", "2025-03-02T12:00:00", "2025-03-02T12:00:03", deleted_at="2025-03-03T00:00:00"),
 ]
 # The warnings, each proven by a test of its own below.
-WARNING_CHECKS = {"runs_status_known", "runs_terminal_timestamps_present"}
+WARNING_CHECKS = {"runs_status_known", "runs_terminal_timestamps_present", "durations_not_exact"}
 
 
 def built(path: Path, runs: list[dict]) -> duckdb.DuckDBPyConnection:

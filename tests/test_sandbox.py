@@ -539,3 +539,31 @@ def test_command_refuses_other_hosts_and_bad_options(capsys: pytest.CaptureFixtu
     assert "loopback" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         serve(["--fault-kinds", "500,meteor"])
+
+
+def test_finishes_are_known_bumped_or_silent():
+    world = World(seed=5, runs=3000, open_fraction=0.1)
+    before = world.truth()
+    start = world.now
+    changed = world.advance(hours=24)["changed"]
+    finishes = world.finishes()
+    after = world.truth()
+    assert set(changed) <= set(finishes)
+    for run_id in changed:
+        assert start < finishes[run_id] <= world.now
+        if after[run_id]["modified"] != before[run_id]["modified"]:
+            assert finishes[run_id].strftime("%Y-%m-%dT%H:%M:%S") == after[run_id]["modified"]
+    born_terminal = next(rid for rid, run in before.items() if run["status"] in TERMINAL_STATUSES)
+    assert finishes[born_terminal].strftime("%Y-%m-%dT%H:%M:%S") == before[born_terminal]["modified"]
+    silent = world.add_runs(world.space_tokens()[0], 1)[0]
+    world.advance(hours=2, new_runs=0, finish_fraction=0)
+    world.set_status(silent, "completed", bump_modified=False)
+    assert world.finishes()[silent] == world.now and silent not in finishes
+
+
+def test_date_header_is_the_worlds_clock(world: World, server: SandboxServer, api: requests.Session):
+    token = world.space_tokens()[-1]
+    response = api.get(runs_url(server, token))
+    assert response.headers["Date"] == world.now.strftime("%a, %d %b %Y %H:%M:%S GMT")
+    world.advance(hours=5)
+    assert api.get(runs_url(server, token)).headers["Date"] == world.now.strftime("%a, %d %b %Y %H:%M:%S GMT")

@@ -91,6 +91,7 @@ class RunsPage:
     page_size: int
     count: int
     items: list[Any]
+    date: datetime | None = None  # the response's HTTP Date (UTC): the API's clock when it listed these runs
 
 
 @dataclass(frozen=True)
@@ -194,12 +195,12 @@ class UnpodClient:
     def runs_page(self, space_token: str, page: int, page_size: int) -> RunsPage:
         """One page of a space's runs (1-based offset paging, newest created first)."""
         segment = space_path_segment(space_token)
-        body = self._get_json(_Request(
+        body, headers = self._get(_Request(
             self.base_url + f"spaces/{segment}/runs/", f"space {space_token} page {page}", space_token,
             params={"page": page, "page_size": page_size},
             shape=lambda body: _not_a(list, body, "data") or _not_a(int, body, "count"),
         ))
-        return RunsPage(space_token, page, page_size, body["count"], body["data"])
+        return RunsPage(space_token, page, page_size, body["count"], body["data"], _http_date(headers.get("Date")))
 
     def _session(self) -> requests.Session:
         session = getattr(self._local, "session", None)
@@ -215,7 +216,12 @@ class UnpodClient:
         return session
 
     def _get_json(self, request: _Request) -> dict:
-        """GET with bounded retries on what is transient; raise a named error for everything else."""
+        return self._get(request)[0]
+
+    def _get(self, request: _Request) -> tuple[dict, Any]:
+        """GET with bounded retries on what is transient; raise a named error for everything else.
+
+        Returns the judged body and the response's headers."""
         attempt = 0
         while True:
             attempt += 1
@@ -230,7 +236,7 @@ class UnpodClient:
             else:
                 verdict = _judge(response.status_code, response.headers, body, request, self.org_handle)
             if isinstance(verdict, dict):
-                return verdict
+                return verdict, response.headers
             attempts = min(verdict.attempts or self.max_attempts, self.max_attempts)
             if attempt >= attempts:
                 if verdict.give_up is not None:
@@ -357,6 +363,17 @@ def _causes(exc: BaseException) -> Iterator[BaseException]:
 def _last_words(causes: list[BaseException]) -> str:
     innermost = causes[-1]
     return f"{type(innermost).__name__}: {innermost}"[:200]
+
+
+def _http_date(value: str | None) -> datetime | None:
+    """An HTTP date header as a UTC datetime; None when absent or unparseable."""
+    if not value:
+        return None
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return when.replace(tzinfo=timezone.utc) if when.tzinfo is None else when.astimezone(timezone.utc)
 
 
 def _retry_after_seconds(value: str | None) -> float | None:

@@ -18,10 +18,15 @@ at the last load, however old (terminal runs are assumed final). So the rule is 
   looked for again at the next load in a bracket twice as wide, until it is found or the bracket reaches the bottom.
 
 The cursor is small state per space in dlt's source state (count, top ids, newest created) plus one row per open run
-in the table ``unpod.run_cursor`` (rank, status, modified, slack), both committed with the load that read them.
+in the table ``unpod.run_cursor`` (rank, status, modified, slack, and when that version was first seen), both
+committed with the load that read them.
 
 Only rows that can have changed go on to be loaded: new runs, and open runs whose status or ``modified`` moved. A
 space with no cursor (first load, a space added since) and ``--full-scan`` read every page.
+
+Every row read is stamped with its response's ``Date`` (the API's clock) for ``unpod.run_status_history``: the rows
+that go on carry it in their ``PageBatch``, and the open runs found unchanged are in the result's ``seen_unchanged``
+(a version whose ``last_seen_at`` moves), so the history costs what the night read.
 """
 
 from __future__ import annotations
@@ -62,7 +67,12 @@ DEFAULT_REQUEST_COST_RUNS = 200  # runs; the setting SOURCES__UNPOD__REQUEST_COS
 
 OPEN_RUNS_SCHEMA = pa.schema(
     [("run_id", pa.string()), ("rank", pa.int64()), ("status", pa.string()), ("modified", TIMESTAMP),
-     ("slack", pa.int64())]
+     ("slack", pa.int64()), ("first_seen_at", TIMESTAMP)]
+)
+# Open runs found tonight with the version they had at the last load: that version's history row moves on.
+SEEN_UNCHANGED_SCHEMA = pa.schema(
+    [("run_id", pa.string()), ("status", pa.string()), ("modified", TIMESTAMP), ("first_seen_at", TIMESTAMP),
+     ("last_seen_at", TIMESTAMP)]
 )
 
 
@@ -123,6 +133,7 @@ def open_runs_from_state(state: dict | None) -> pa.Table | None:
                 [datetime.fromisoformat(legacy[run_id][2]) if legacy[run_id][2] else None for run_id in ids], TIMESTAMP
             ),
             "slack": pa.array([0] * len(ids), pa.int64()),
+            "first_seen_at": pa.nulls(len(ids), TIMESTAMP),
         },
         schema=OPEN_RUNS_SCHEMA,
     )
@@ -141,6 +152,7 @@ class PageBatch:
     parsed: ParsedPage
     count: int = 0  # runs the space listed at the moment of this request
     served: int = 0  # items the server sent in this response (good, rejected and filtered alike)
+    seen_at: pa.Array | None = None  # per row of ``parsed.table``: the Date of the response that held it
 
 
 @dataclass
@@ -150,6 +162,7 @@ class SpaceResult:
     full_pass: bool
     open_runs: pa.Table  # every run open now, with its rank
     cursor_changes: pa.Table  # rows of unpod.run_cursor to write: new or moved open runs, and `closed` ones to drop
+    seen_unchanged: pa.Table  # open runs found with their last version (SEEN_UNCHANGED_SCHEMA)
     pages_read: int = 0
     runs_seen: int = 0
     runs_served: int = 0
@@ -199,6 +212,8 @@ class SpaceReader:
         previous = previous_open if previous_open is not None else empty_open_runs()
         if "slack" not in previous.column_names:
             previous = previous.append_column("slack", pa.array([0] * previous.num_rows, pa.int64()))
+        if "first_seen_at" not in previous.column_names:  # a cursor kept before the history was
+            previous = previous.append_column("first_seen_at", pa.nulls(previous.num_rows, TIMESTAMP))
         previous = previous.select(OPEN_RUNS_SCHEMA.names).cast(OPEN_RUNS_SCHEMA)
         self.previous = previous.sort_by([("rank", "ascending")])
         self.previous_ids = self.previous["run_id"].combine_chunks()
@@ -219,6 +234,7 @@ class SpaceReader:
         self.new_open: list[tuple[np.ndarray, pa.Table]] = []
         self.emitted: dict[str, str | None] = {}  # run_id -> status sent on: overlapping windows may read a run twice
         self.counts: list[int] = []  # every response's live count, in the order requested
+        self.dates: list[datetime] = []  # every response's Date (the API's clock), in the order requested
         self.falls: list[int] = []  # per response: how many runs can have been deleted just before it
         self.batch_falls: list[int] = []  # per response: what its batch of concurrent requests can hide
         self.covered: list[tuple[int, int]] = []  # rank ranges [low, high] read in this pass
@@ -379,16 +395,19 @@ class SpaceReader:
             self.batch_falls[first:] = [fall] * len(batch)
         parsed = parse_page(self.space_token, windows[0].page, items, self.now())
         table = parsed.table
+        seen_at = None
         if table is not None:
             positions = parsed.positions.to_numpy()
-            keep = self._take(table, np.concatenate(ranks)[positions], np.concatenate(answered)[positions], "open",
+            row_answered = np.concatenate(answered)[positions]
+            keep = self._take(table, np.concatenate(ranks)[positions], row_answered, "open",
                               np.zeros(table.num_rows, bool))
             table = table.filter(pa.array(keep))
+            seen_at = self._dates_of(row_answered[keep])
         # Bad items in windows read for open runs are not reported: they were, when they were new.
         self.emit(PageBatch(self.space_token, windows[0].page,
                             ParsedPage(table if table is not None and table.num_rows else None,
                                        pa.array([], pa.int64()), []),
-                            self.counts[-1], len(items)))
+                            self.counts[-1], len(items), seen_at))
 
     def _request(self, window: Window) -> RunsPage:
         return self.client.runs_page(self.space_token, window.page, window.page_size)
@@ -400,6 +419,8 @@ class SpaceReader:
         self.falls.append(max(0, self.counts[-1] - response.count) if self.counts else 0)
         self.batch_falls.append(0)
         self.counts.append(response.count)
+        # A response without a usable Date (never so from the API) is stamped with this machine's clock.
+        self.dates.append(response.date or self.now())
         if response.items:
             high = response.count - 1 - window.start
             self.covered.append((high - len(response.items) + 1, high))
@@ -438,7 +459,8 @@ class SpaceReader:
             parsed = ParsedPage(table if table.num_rows else None, parsed.positions.filter(pa.array(keep)),
                                 parsed.rejected)
         self.rejected += len(parsed.rejected)
-        self.emit(PageBatch(self.space_token, window.page, parsed, response.count, len(response.items)))
+        seen_at = pa.array([self.dates[-1]] * (parsed.table.num_rows if parsed.table is not None else 0), TIMESTAMP)
+        self.emit(PageBatch(self.space_token, window.page, parsed, response.count, len(response.items), seen_at))
         return response
 
     def _take(self, table: pa.Table, ranks: np.ndarray, answered: np.ndarray, region: str,
@@ -462,6 +484,7 @@ class SpaceReader:
                 "status": table["status"].filter(mask),
                 "modified": table["modified"].filter(mask),
                 "slack": pa.array([0] * int(unknown_open.sum()), pa.int64()),
+                "first_seen_at": self._dates_of(answered[unknown_open]),
             }, schema=OPEN_RUNS_SCHEMA)))
             keep |= unknown_open
         if region != "all" and keep.any():
@@ -516,6 +539,10 @@ class SpaceReader:
             self.found.modified[target] = stamp
         return changed
 
+    def _dates_of(self, responses: np.ndarray) -> pa.Array:
+        """The Date of each given response (indexes into tonight's responses)."""
+        return pa.array([self.dates[index] for index in responses.tolist()], TIMESTAMP)
+
     def _deleted_after(self, responses: np.ndarray) -> np.ndarray:
         """Runs that can have been deleted after each given response tonight: ranks read then are that much too high.
 
@@ -537,6 +564,11 @@ class SpaceReader:
 
     def _result(self) -> SpaceResult:
         found = self.found.rank >= 0
+        unchanged = found & _same(pa.array(self.found.status, pa.string()), pa.array(self.found.modified, TIMESTAMP),
+                                  self.previous["status"], self.previous["modified"])
+        found_at = self._dates_of(np.where(found, self.found.response, 0))
+        # A version seen before keeps the moment it was first seen; a cursor kept before the history was has none.
+        kept_first_seen = pc.coalesce(self.previous["first_seen_at"], found_at)
         now = pa.table({
             "run_id": self.previous_ids,
             "rank": pa.array(np.where(found, self.found.rank, self.previous_ranks), pa.int64()),
@@ -545,9 +577,16 @@ class SpaceReader:
                                    self.previous["modified"]),
             "slack": pa.array(np.where(found, self._deleted_after(self.found.response), self._slack_after_miss()),
                               pa.int64()),
+            "first_seen_at": pc.if_else(pa.array(found & ~unchanged), found_at, kept_first_seen),
         }, schema=OPEN_RUNS_SCHEMA)
-        version_moved = found & ~_same(now["status"], now["modified"], self.previous["status"],
-                                       self.previous["modified"])
+        seen_unchanged = pa.table({
+            "run_id": self.previous_ids,
+            "status": self.previous["status"],
+            "modified": self.previous["modified"],
+            "first_seen_at": kept_first_seen,
+            "last_seen_at": found_at,
+        }, schema=SEEN_UNCHANGED_SCHEMA).filter(pa.array(unchanged))
+        version_moved = found & ~unchanged
         still_open = found & open_mask(now).to_numpy(zero_copy_only=False)
         # Not found: gone after a full pass, or after a search that read its whole bracket on a night whose count
         # never fell while paging, if its rank was exact (no slack) or the bracket reached the bottom of the list.
@@ -556,7 +595,9 @@ class SpaceReader:
         searched_all = self.found.unlisted & ~found & (self._shrinkage() == 0) & trusted
         kept = ~found & ~searched_all & (not self.full_pass)
         moved = (still_open | kept) & (version_moved | (now["rank"].to_numpy() != self.previous_ranks)
-                                       | (now["slack"].to_numpy() != self.previous_slack))
+                                       | (now["slack"].to_numpy() != self.previous_slack)
+                                       | (found & pc.is_null(self.previous["first_seen_at"]).to_numpy(
+                                           zero_copy_only=False)))
         closed = ~(still_open | kept)
         new_open = _last_per_run(pa.concat_tables([empty_open_runs()] + [
             table.set_column(4, "slack", pa.array(self._deleted_after(answered), pa.int64()))
@@ -587,6 +628,7 @@ class SpaceReader:
             full_pass=self.full_pass,
             open_runs=open_runs,
             cursor_changes=changes,
+            seen_unchanged=seen_unchanged,
             pages_read=self.requests,
             runs_seen=self.runs_read,
             runs_served=self.runs_served,
@@ -599,7 +641,8 @@ class SpaceReader:
 # The rows of unpod.run_cursor: one per open run; a row with ``closed`` deletes its run's row (dlt's hard delete).
 CURSOR_TABLE_SCHEMA = pa.schema(
     [pa.field("run_id", pa.string(), nullable=False), ("space_token", pa.string()), ("rank", pa.int64()),
-     ("status", pa.string()), ("modified", TIMESTAMP), ("slack", pa.int64()), ("closed", pa.bool_())]
+     ("status", pa.string()), ("modified", TIMESTAMP), ("slack", pa.int64()), ("first_seen_at", TIMESTAMP),
+     ("closed", pa.bool_())]
 )
 
 
@@ -612,6 +655,7 @@ def cursor_rows(runs: pa.Table, space_token: str, closed: bool) -> pa.Table:
         "status": runs["status"],
         "modified": runs["modified"],
         "slack": runs["slack"],
+        "first_seen_at": runs["first_seen_at"],
         "closed": pa.array([closed] * runs.num_rows, pa.bool_()),
     }, schema=CURSOR_TABLE_SCHEMA)
 

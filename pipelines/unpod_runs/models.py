@@ -48,6 +48,8 @@ RUN_INDEX = "run_durations"
 INCREMENTAL_INPUT = f"{SCHEMA}.stg_runs"
 # One row: which loads the models include, and which of those the data checks have passed.
 BUILD_STATE = f"{SCHEMA}.model_build_state"
+# The loader's history of each run's versions: the finish evidence of the runs in stg_run_finishes.
+HISTORY = "run_status_history"
 # When more than this share of the stored runs changed, one full build is cheaper than replacing them.
 FULL_BUILD_SHARE = 0.2
 
@@ -358,12 +360,29 @@ def _pending_changes(
     since = state.built_through
     # Loads append their rows, so this reads the newest row groups only.
     con.execute(f"create temp table {_CHANGED} as select * from unpod.runs where _dlt_load_id > ?", [since])
+    if _has_column(con, "unpod", HISTORY, "_dlt_load_id"):
+        # A run whose status history moved (an open run seen again) changes its finish evidence, not its row.
+        con.execute(
+            f"""
+            insert into temp.{_CHANGED}
+            select runs.* from unpod.runs as runs
+            semi join (select run_id from unpod.{HISTORY} where _dlt_load_id > ?) as seen
+                on seen.run_id = runs.run_id
+            where runs._dlt_load_id <= ?
+            """,
+            [since, since],
+        )
     (runs,) = con.execute(f"select count(distinct run_id) from temp.{_CHANGED}").fetchone()
     (stored,) = con.execute(f"select count(*) from {SCHEMA}.{RUN_INDEX}").fetchone()
     if runs > FULL_BUILD_SHARE * max(stored, 1):
         return None
     staging = next(model for model in models if model.relation == INCREMENTAL_INPUT)
     through = _latest_load_id(con, since) or since
+    if _has_column(con, "unpod", HISTORY, "_dlt_load_id"):
+        # A quiet night may write history rows only: the next build must not take them in again.
+        (history_through,) = con.execute(f"select max(_dlt_load_id) from unpod.{HISTORY} where _dlt_load_id > ?",
+                                         [since]).fetchone()
+        through = max(through, history_through or through)
     return _Changes(since=since, through=through, runs=runs, stored=stored, staging_query=staging.query)
 
 

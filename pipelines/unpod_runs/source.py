@@ -1,8 +1,8 @@
 """The dlt source ``unpod``: spaces, their runs, and the run items that could not be loaded.
 
 One hidden resource, ``space_pages``, reads the spaces concurrently (each with its own cursor, see
-``incremental.py``) and yields every page as it arrives; three transformers route what a page holds to
-``runs``, ``runs_rejected`` and ``spaces``. A space's cursor is written to the source state only when the
+``incremental.py``) and yields every page as it arrives; transformers route what a page holds to
+``runs``, ``runs_rejected``, ``spaces``, ``run_cursor`` and ``run_status_history`` (see ``status_history.py``). A space's cursor is written to the source state only when the
 whole space was read, so a failed space does not advance, and dlt commits the state with the load.
 """
 
@@ -37,6 +37,7 @@ from .incremental import (
 )
 from .progress import Progress
 from .rejections import Rejections
+from .status_history import HISTORY_COLUMNS, HISTORY_TABLE, keep_first_seen, seen_again, seen_versions, version_keys
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,7 @@ CURSOR_COLUMNS = {
     "status": {"data_type": "text"},
     "modified": {"data_type": "timestamp"},
     "slack": {"data_type": "bigint"},
+    "first_seen_at": {"data_type": "timestamp"},
     "closed": {"data_type": "bool", "hard_delete": True},
 }
 CURSOR_TABLE = "run_cursor"
@@ -98,6 +100,13 @@ class SpaceDetails:
     fields: dict
 
 
+@dataclass(frozen=True)
+class VersionsSeen:
+    """Rows of ``unpod.run_status_history``."""
+
+    table: pa.Table
+
+
 @dataclass
 class ExtractReport:
     """What happened to each space during extraction, for the summary, exit code and load history."""
@@ -117,16 +126,21 @@ class Chunk:
 
     runs: list[pa.Table] = field(default_factory=list)
     cursor: list[pa.Table] = field(default_factory=list)
+    history: list[pa.Table] = field(default_factory=list)
     rejected: list[dict] = field(default_factory=list)
     spaces: list[dict] = field(default_factory=list)
     rows: int = 0
 
 
-def _chunks(items: Iterator[PageBatch | SpaceDetails | pa.Table], max_rows: int = CHUNK_ROWS) -> Iterator[Chunk]:
+def _chunks(items: Iterator[PageBatch | SpaceDetails | VersionsSeen | pa.Table],
+            max_rows: int = CHUNK_ROWS) -> Iterator[Chunk]:
     chunk = Chunk()
     for item in items:
         if isinstance(item, SpaceDetails):
             chunk.spaces.append({**item.fields, "token": item.token})
+        elif isinstance(item, VersionsSeen):
+            chunk.history.append(item.table)
+            chunk.rows += item.table.num_rows
         elif isinstance(item, pa.Table):
             chunk.cursor.append(item)
             chunk.rows += item.num_rows
@@ -138,7 +152,7 @@ def _chunks(items: Iterator[PageBatch | SpaceDetails | pa.Table], max_rows: int 
         if chunk.rows >= max_rows:
             yield chunk
             chunk = Chunk()
-    if chunk.runs or chunk.cursor or chunk.rejected or chunk.spaces:
+    if chunk.runs or chunk.cursor or chunk.history or chunk.rejected or chunk.spaces:
         yield chunk
 
 
@@ -189,7 +203,16 @@ def unpod(
         if chunk.cursor:
             yield pa.concat_tables(chunk.cursor)
 
-    return space_pages, runs, runs_rejected, spaces_table, run_cursor
+    @dlt.transformer(
+        data_from=space_pages, name=HISTORY_TABLE, primary_key="history_key", write_disposition=MERGE,
+        columns=HISTORY_COLUMNS,
+    )
+    def run_status_history(chunk: Chunk) -> Iterator[Any]:
+        """One row per version of a run, with when it was first and last seen (the API's Date)."""
+        if chunk.history:
+            yield pa.concat_tables(chunk.history)
+
+    return space_pages, runs, runs_rejected, spaces_table, run_cursor, run_status_history
 
 
 def _read_spaces(
@@ -200,13 +223,16 @@ def _read_spaces(
     full_scan: bool,
     report: ExtractReport,
     request_cost: int,
-) -> Iterator[PageBatch | SpaceDetails | pa.Table]:
+) -> Iterator[PageBatch | SpaceDetails | VersionsSeen | pa.Table]:
     """Read spaces on a bounded pool of threads, yielding their pages in the extract thread."""
     state = dlt.current.source_state().setdefault("spaces", {})
     cursors = {target.token: SpaceCursor.from_state(state.get(target.token)) for target in targets}
     stored_open = _stored_open_runs() if not full_scan and any(cursors.values()) else {}
     # A cursor of the first format holds its open runs in the state: read them there, and write them all to the table.
     migrated = {target.token: open_runs_from_state(state.get(target.token)) for target in targets}
+    full_passes = [target.token for target in targets if full_scan or cursors[target.token] is None]
+    # A full pass reads versions seen before: they keep the moment they were first seen.
+    stored_first_seen = _stored_first_seen(full_passes) if full_passes else {}
     previous_open = {
         token: legacy if legacy is not None else stored_open.get(token, empty_open_runs())
         for token, legacy in migrated.items()
@@ -263,13 +289,19 @@ def _read_spaces(
                 progress.space_done(payload.space_token if kind == "done" else payload[0])
             if kind in ("page", "details"):
                 yield payload
+                if kind == "page" and payload.parsed.table is not None:
+                    versions = seen_versions(payload.parsed.table, payload.seen_at)
+                    yield VersionsSeen(keep_first_seen(versions, versions["history_key"], stored_first_seen))
             elif kind == "done":
                 remaining -= 1
                 changes = payload.cursor_changes
                 if migrated[payload.space_token] is not None and not payload.full_pass:
                     changes = cursor_rows(payload.open_runs, payload.space_token, closed=False)
                 if changes.num_rows:
-                    yield changes
+                    keys = version_keys(changes["run_id"], changes["status"], changes["modified"])
+                    yield keep_first_seen(changes, keys, stored_first_seen)
+                if payload.seen_unchanged.num_rows:
+                    yield VersionsSeen(seen_again(payload.space_token, payload.seen_unchanged))
                 state[payload.space_token] = payload.cursor.to_state()
                 report.results[payload.space_token] = payload
                 log.info(
@@ -295,17 +327,33 @@ def _stored_open_runs() -> dict[str, pa.Table]:
     try:
         with dlt.current.pipeline().sql_client() as client:
             table_name = client.make_qualified_table_name(CURSOR_TABLE)
-            query = f"select space_token, run_id, rank, status, modified, slack from {table_name}"
-            with client.execute_query(query) as rows:
+            # Every column, whichever this table has: one kept before the history has no first_seen_at yet.
+            with client.execute_query(f"select * from {table_name}") as rows:
                 table = rows.arrow()  # in bulk: 250,000 rows as Python tuples took seconds
     except DestinationUndefinedEntity:  # no table yet: the first load since the cursor was kept there
         return {}
     schema = pa.schema([("space_token", pa.string()), *OPEN_RUNS_SCHEMA])
-    table = schema.empty_table() if table is None else table.rename_columns(schema.names).cast(schema)
+    if table is None:
+        table = schema.empty_table()
+    table = pa.table([table[field.name].cast(field.type) if field.name in table.column_names
+                      else pa.nulls(table.num_rows, field.type) for field in schema], schema=schema)
     return {
         token: table.filter(pc.equal(table["space_token"], token)).select(OPEN_RUNS_SCHEMA.names)
         for token in pc.unique(table["space_token"]).to_pylist()
     }
+
+
+def _stored_first_seen(space_tokens: list[str]) -> dict[str, Any]:
+    """history_key -> first_seen_at of the stored versions of these spaces (none before the first load)."""
+    tokens = ", ".join("'" + token.replace("'", "''") + "'" for token in space_tokens)
+    try:
+        with dlt.current.pipeline().sql_client() as client:
+            table_name = client.make_qualified_table_name(HISTORY_TABLE)
+            query = f"select history_key, first_seen_at from {table_name} where space_token in ({tokens})"
+            with client.execute_query(query) as rows:
+                return dict(rows.fetchall())
+    except DestinationUndefinedEntity:
+        return {}
 
 
 def _space_fields(client: UnpodClient, token: str) -> dict:

@@ -16,6 +16,9 @@
 --   first_created: earliest created over all runs, open ones too.
 --   last_created: latest created over all runs, open ones too.
 --   max_duration_seconds: longest duration of a terminal run.
+--   exact_duration_runs: terminal runs whose finish_source is modified: the durations most likely exact.
+--   p50_exact_duration_seconds: median (quantile_cont 0.5) duration of those runs only.
+--   p95_exact_duration_seconds: 95th percentile (quantile_cont 0.95) duration of those runs only.
 
 with
 
@@ -37,7 +40,10 @@ aggregated as (
         quantile_cont(runs.duration_seconds, [0.5, 0.95]) as duration_quantiles,
         min(runs.created) as first_created,
         max(runs.created) as last_created,
-        max(runs.duration_seconds) as max_duration_seconds
+        max(runs.duration_seconds) as max_duration_seconds,
+        count(*) filter (where runs.finish_source = 'modified') as exact_duration_runs,
+        quantile_cont(runs.duration_seconds, [0.5, 0.95]) filter (where runs.finish_source = 'modified')
+            as exact_duration_quantiles
     from runs
     group by runs.collection_ref
 ),
@@ -57,7 +63,10 @@ final as (
         duration_quantiles[2] as p95_duration_seconds,
         first_created,
         last_created,
-        max_duration_seconds
+        max_duration_seconds,
+        exact_duration_runs,
+        exact_duration_quantiles[1] as p50_exact_duration_seconds,
+        exact_duration_quantiles[2] as p95_exact_duration_seconds
     from aggregated
 )
 

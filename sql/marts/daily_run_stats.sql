@@ -13,6 +13,9 @@
 --   open_runs: of those, runs still in a non-terminal status (unknown and NULL included).
 --   terminal_runs: completed_runs + failed_runs + partially_completed_runs.
 --   p95_duration_seconds: 95th percentile (quantile_cont 0.95) duration of the day's terminal runs.
+--   exact_duration_runs: terminal runs whose finish_source is modified: the durations most likely exact.
+--   p50_exact_duration_seconds: median (quantile_cont 0.5) duration of those runs only.
+--   p95_exact_duration_seconds: 95th percentile (quantile_cont 0.95) duration of those runs only.
 
 with
 
@@ -31,7 +34,10 @@ aggregated as (
         count(*) filter (where not runs.is_terminal) as open_runs,
         count(*) filter (where runs.is_terminal) as terminal_runs,
         -- both percentiles from one pass over the durations: half the work of two quantile_cont calls
-        quantile_cont(runs.duration_seconds, [0.5, 0.95]) as duration_quantiles
+        quantile_cont(runs.duration_seconds, [0.5, 0.95]) as duration_quantiles,
+        count(*) filter (where runs.finish_source = 'modified') as exact_duration_runs,
+        quantile_cont(runs.duration_seconds, [0.5, 0.95]) filter (where runs.finish_source = 'modified')
+            as exact_duration_quantiles
     from runs
     group by runs.created_day, runs.collection_ref
 ),
@@ -48,7 +54,10 @@ final as (
         duration_quantiles[1] as p50_duration_seconds,
         open_runs,
         terminal_runs,
-        duration_quantiles[2] as p95_duration_seconds
+        duration_quantiles[2] as p95_duration_seconds,
+        exact_duration_runs,
+        exact_duration_quantiles[1] as p50_exact_duration_seconds,
+        exact_duration_quantiles[2] as p95_exact_duration_seconds
     from aggregated
 )
 

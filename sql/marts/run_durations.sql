@@ -13,6 +13,11 @@
 --   day: the UTC date of created.
 --   is_terminal: status is completed, failed or partially_completed.
 --   is_failed: status is failed.
+--   finish_source: modified, observed or unknown for a terminal run (NULL for an open one): modified marks the durations most likely exact; see SPEC.md.
+--   finished_after: last_seen_at of the run's last version seen open (NULL if never seen open): it finished after this.
+--   finished_by: first_seen_at of its first version seen terminal: it had finished by then.
+--   duration_min_seconds: the later of modified and finished_after, minus created (seconds).
+--   duration_max_seconds: finished_by - created (seconds); the true duration lies within [duration_min_seconds, duration_max_seconds].
 
 with
 
@@ -32,7 +37,12 @@ final as (
         runs.duration_seconds,
         runs.created_day as day,
         runs.is_terminal,
-        runs.is_failed
+        runs.is_failed,
+        runs.finish_source,
+        runs.finished_after,
+        runs.finished_by,
+        runs.duration_min_seconds,
+        runs.duration_max_seconds
     from runs
 )
 

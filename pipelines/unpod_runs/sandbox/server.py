@@ -9,6 +9,7 @@ can be tested against every failure they will meet.
 from __future__ import annotations
 
 import dataclasses
+import email.utils
 import logging
 import random
 import socket
@@ -316,6 +317,11 @@ class _Handler(BaseHTTPRequestHandler):
     def version_string(self) -> str:
         return self.server_version
 
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The Date header in the world's clock (which moves only with advance()), not the machine's."""
+        now = getattr(self, "world_now", None) or self.server.sandbox.world.now
+        return email.utils.formatdate(now.timestamp(), usegmt=True)
+
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s %s", self.address_string(), format % args)
 
@@ -327,6 +333,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self, method: str) -> None:
         sandbox = self.server.sandbox
+        self.world_now = None
         body = self._read_body()
         request = _Request.parse(method, self.path, self.headers)
         # Each request is recorded before its answer leaves, so a client that has its answer finds it counted.
@@ -344,7 +351,11 @@ class _Handler(BaseHTTPRequestHandler):
             sandbox.record(request.record(None, fault=fault))
             self.close_connection = True
             return
-        response = _fault_response(fault, sandbox.faults) or _api(sandbox, request)
+        with sandbox.world.lock:
+            # The answer and its Date header come from one moment of the world: a test's advance() cannot fall
+            # between them.
+            response = _fault_response(fault, sandbox.faults) or _api(sandbox, request)
+            self.world_now = sandbox.world.now
         sandbox.record(request.record(response.status, fault=fault))
         self._send(response, truncate=fault == "truncate")
 
@@ -518,6 +529,8 @@ def _admin(sandbox: SandboxServer, method: str, name: str, body: bytes) -> _Resp
         match method, name.rstrip("/"):
             case "GET", "truth":
                 return _json(200, world.truth())
+            case "GET", "finishes":
+                return _json(200, {run_id: moment.isoformat() for run_id, moment in world.finishes().items()})
             case "GET", "stats":
                 return _json(200, sandbox.stats())
             case "POST", "advance":

@@ -165,6 +165,9 @@ class World:
         self.lock = threading.RLock()
         self._rng_uses = 0
         self._spaces: dict[str, _Space] = {}
+        # run_id -> epoch of the moment an open run became terminal, bumped or not. Runs born terminal are absent:
+        # their `modified` is their finish.
+        self._finished: dict[str, int] = {}
         rng = self._rng("org")
         self._org_users = [str(user) for user in rng.sample(range(2, 500), 12)]
         self._last_space_id = rng.randrange(100, 400)
@@ -230,6 +233,22 @@ class World:
                 for name in ("run_id", "status", "created", "modified"):
                     columns[name] += [item.get(name) for item in items]
             return columns
+
+    def finishes(self) -> dict[str, datetime]:
+        """run_id -> the true moment each terminal run of an active space finished: what no client is told when
+        the API does not bump `modified`. A run born terminal finished at its `modified`."""
+        with self.lock:
+            finishes = {}
+            for space in self._spaces.values():
+                if not space.active:
+                    continue
+                for item in space.items:
+                    run_id = item.get("run_id")
+                    if isinstance(run_id, str) and item.get("status") in TERMINAL_STATUSES:
+                        epoch = self._finished.get(run_id, _parse_epoch(item.get("modified")))
+                        if epoch is not None:
+                            finishes[run_id] = datetime.fromtimestamp(epoch, UTC)
+            return finishes
 
     def runs_page(self, token: str, skip: int, limit: int) -> tuple[int, bytes]:
         """(runs in the space, JSON array of `limit` runs after skipping `skip`, newest first); limit 0 means all.
@@ -320,17 +339,24 @@ class World:
         change is visible; without one `modified` stays, as the real API sometimes does."""
         with self.lock:
             space, item = self._find(run_id)
+            was_open = item.get("status") not in TERMINAL_STATUSES
             item["status"] = status
+            finished = self._now_epoch
             if bump_modified:
                 previous = _parse_epoch(item.get("modified"))
-                item["modified"] = format_timestamp(
-                    self._now_epoch if previous is None else max(self._now_epoch, previous + 1))
+                finished = self._now_epoch if previous is None else max(self._now_epoch, previous + 1)
+                item["modified"] = format_timestamp(finished)
+            if status not in TERMINAL_STATUSES:
+                self._finished.pop(run_id, None)
+            elif was_open:
+                self._finished[run_id] = finished
             space.changed(item)
 
     def delete_run(self, run_id: str) -> None:
         with self.lock:
             space, item = self._find(run_id)
             del space.by_id[run_id]
+            self._finished.pop(run_id, None)
             # By identity, from the top where tests delete: equal raw duplicates must not be confused.
             position = next(i for i in range(len(space.items) - 1, -1, -1) if space.items[i] is item)
             del space.items[position]
@@ -513,9 +539,14 @@ class World:
         changed = []
         for space, run in rng.sample(open_runs, round(fraction * len(open_runs))):
             run["status"] = rng.choices(TERMINAL_STATUSES, _TERMINAL_WEIGHTS)[0]
+            earliest = max(start, _parse_epoch(run["modified"])) + 1
             if rng.random() < 0.5:
-                earliest = max(start, _parse_epoch(run["modified"])) + 1
-                run["modified"] = format_timestamp(rng.randint(earliest, max(earliest, end)))
+                finished = rng.randint(earliest, max(earliest, end))
+                run["modified"] = format_timestamp(finished)
+            else:
+                # A silent finish happens during the night too; drawn apart, so a seed's worlds stay as they were.
+                finished = random.Random(f"{self.seed}/finish/{run['run_id']}").randint(min(earliest, end), end)
+            self._finished[run["run_id"]] = finished
             space.changed(run)
             changed.append(run["run_id"])
         return changed
