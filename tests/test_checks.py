@@ -72,6 +72,8 @@ ERROR_CASES = [
     ("marts_add_up_to_runs", [], "delete from analytics.run_durations where run_id = 'R1'"),
     ("marts_add_up_to_runs", [], "delete from analytics.daily_run_stats where collection_ref is null"),
     ("mart_counts_consistent", [], "update analytics.collection_stats set open_runs = open_runs + 1"),
+    ("open_runs_match_runs", [], "delete from analytics.open_runs where run_id = 'R4'"),
+    ("open_runs_match_runs", [], "insert into analytics.open_runs select * from analytics.open_runs limit 1"),
 ]
 
 
