@@ -43,6 +43,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .client import RunsPage
+from .config import DEFAULT_REQUEST_COST_RUNS
 from .planner import (
     Window,
     aligned_blocks,
@@ -63,7 +64,6 @@ MAX_PASSES = 3
 SEARCH_ROUNDS = 4
 MAX_RUNS_PER_REQUEST = 10_000  # the API has no maximum page size; one response stays of a sensible size
 REQUESTS_IN_FLIGHT = 4  # per space, for the windows of one round: their round trips overlap
-DEFAULT_REQUEST_COST_RUNS = 200  # runs; the setting SOURCES__UNPOD__REQUEST_COST_RUNS overrides it
 
 OPEN_RUNS_SCHEMA = pa.schema(
     [("run_id", pa.string()), ("rank", pa.int64()), ("status", pa.string()), ("modified", TIMESTAMP),

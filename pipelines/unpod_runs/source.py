@@ -24,8 +24,8 @@ import pandas  # noqa: F401  imported before the worker threads: pyarrow would i
 # while dlt's extract thread checks sys.modules["pandas"], and a half-initialised module fails that check.
 
 from .client import AuthError, ConfigError, UnpodClient, UnpodError
+from .config import DEFAULT_REQUEST_COST_RUNS
 from .incremental import (
-    DEFAULT_REQUEST_COST_RUNS,
     OPEN_RUNS_SCHEMA,
     PageBatch,
     SpaceCursor,
