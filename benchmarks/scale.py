@@ -96,13 +96,15 @@ def disk_usage(db: Path, dlt_dir: Path) -> dict[str, int]:
     return {"published": published, "working": working, "dlt": dlt, "total": published + working + dlt}
 
 
-def run_night(sandbox: ScaleSandbox, folder: Path, night: int, settings: dict[str, str]) -> Night:
+def run_night(sandbox: ScaleSandbox, folder: Path, night: int, settings: dict[str, str], profile: bool = False) -> Night:
     db, dlt_dir = folder / "db" / DB_NAME, folder / "dlt"
     db.parent.mkdir(parents=True, exist_ok=True)
     floor = sandbox.call("floor")
     sandbox.call("reset")
     env = bench.child_env({**sandbox.env(), "DLT_DATA_DIR": str(dlt_dir), **settings})
-    cmd = [sys.executable, "-m", "unpod_runs.cli", "load", "--db", str(db)]
+    # With --profile, the product runs under cProfile: nightN.prof beside the night's log (timings then run slower).
+    profiler = ["-m", "cProfile", "-o", str(folder / f"night{night}.prof")] if profile else []
+    cmd = [sys.executable, *profiler, "-m", "unpod_runs.cli", "load", "--db", str(db)]
     sandbox_before = bench.process_cpu_seconds(sandbox.pid)
     busy_before, self_before = bench.machine_busy_seconds(), bench.self_cpu_seconds()
     wall, code, peak, cpu, marks = bench.run_child(cmd, env, folder, folder / f"night{night}.log")
@@ -134,11 +136,11 @@ def run_size(args: argparse.Namespace, runs: int, workdir: Path, settings: dict[
                  if key not in ("base_url", "org_handle", "api_token")}
         print(f"  built in {world['build_s']} s, warmed in {world['warm_s']} s, sandbox peak {world['peak_mib']:,.0f} "
               f"MiB; {world['open']:,} runs open, {world['stuck_open']:,} of them old and stuck", flush=True)
-        nights = [run_night(sandbox, folder, 1, settings)]
+        nights = [run_night(sandbox, folder, 1, settings, args.profile)]
         for night in range(2, args.quiet_nights + 2):
             sandbox.call("mark_loaded")
             change = sandbox.call("quiet_night", share=args.quiet_share, seed=args.seed + night)
-            m = run_night(sandbox, folder, night, settings)
+            m = run_night(sandbox, folder, night, settings, args.profile)
             m.change = change
             m.growth_bytes = m.disk["total"] - nights[-1].disk["total"]
             nights.append(m)
@@ -332,6 +334,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="where the JSON and Markdown go (default benchmarks/results/)")
     parser.add_argument("--results-name", metavar="NAME", help="NAME.json and NAME.md (default: after the sizes)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (databases, logs)")
+    parser.add_argument("--profile", action="store_true",
+                        help="run the product under cProfile (nightN.prof in the kept folder; implies --keep)")
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
     bench.START_VERSION.update(bench.product_version())
@@ -344,7 +348,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         results = [run_size(args, runs, workdir, settings) for runs in args.sizes]
     finally:
-        if args.keep:
+        if args.keep or args.profile:
             print(f"kept {workdir}")
         else:
             shutil.rmtree(workdir, ignore_errors=True)

@@ -33,12 +33,14 @@ class ScriptedServer:
     def __init__(self, script: list[tuple[int, dict, bytes]]):
         self.script = list(script)
         self.requests = 0
+        self.paths: list[str] = []
         scripted = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 index = min(scripted.requests, len(scripted.script) - 1)
                 scripted.requests += 1
+                scripted.paths.append(self.path)
                 status, headers, body = scripted.script[index]
                 self.send_response(status)
                 for name, value in {"Content-Length": str(len(body)), **headers}.items():
@@ -381,6 +383,26 @@ def test_errors_raised_by_the_client_name_the_url():
     finally:
         server.close()
     assert f"HTTP 418 I'm a Teapot from {server.base_url}spaces/SPACE/runs/" in str(caught.value)
+
+
+def test_requests_go_through_the_environments_proxy_unless_no_proxy_exempts_the_host(monkeypatch):
+    """HTTP_PROXY / NO_PROXY are honoured as requests honours them: the proxy gets the absolute URL."""
+    proxy = ScriptedServer([json_answer(200, {"data": [{"token": "S1"}]})])
+    api_root = "http://api.unpod.invalid/api/v2/platform/"
+    try:
+        monkeypatch.setenv("HTTP_PROXY", proxy.base_url.split("/api/")[0])
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        assert UnpodClient(api_root, "f" * 40, org_handle="acme").list_spaces() == [{"token": "S1"}]
+        assert proxy.paths == [api_root + "spaces/"]
+
+        monkeypatch.setenv("NO_PROXY", "api.unpod.invalid")
+        exempt = UnpodClient(api_root, "f" * 40, org_handle="acme", max_attempts=1)
+        with pytest.raises(RequestFailed, match="cannot resolve host 'api.unpod.invalid'"):
+            exempt.list_spaces()
+        assert proxy.requests == 1
+    finally:
+        proxy.close()
 
 
 def test_spaces_list_for_an_unknown_organization_names_the_handle():
