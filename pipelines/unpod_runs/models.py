@@ -8,20 +8,23 @@ Each file opens with a comment block that documents it::
     -- <what the model is for, any number of lines>
     -- materialized: table                  (optional; staging defaults to view, marts to table)
     -- optional source: unpod.spaces        (optional; a table the loader may not have created yet)
-    -- incremental key: day, collection_ref  (optional, marts only; see below)
+    -- incremental key: day, collection_ref  (optional, tables only; see below)
     -- columns:
     --   <column>: <what it holds>
 
 The builder copies that documentation into DuckDB comments, so any client that opens the file shows it.
 
 A night's load changes a few runs of millions, so a mart with an ``incremental key`` is refreshed, not rebuilt:
-only its rows that a changed run falls into are computed again. A run changed if a load wrote it since the last
-build (its ``_dlt_load_id`` is newer). ``run_durations``, one row per run (key ``run_id``), is refreshed first: its
-rows for the changed runs, before and after, say which groups of the other marts they leave and join. Those groups
-are computed again by the mart's own query over their runs, and nothing else: a group's figures depend only on its
-own runs, so the result is the full build's, row for row. A mart's key columns are columns of ``run_durations``
-too. A first build, a changed model file, or a night that changed a large share of the runs builds everything; a
-mart whose changed groups hold a large share of the runs is built whole.
+only its rows that a changed run falls into are computed again. A run changed if a load wrote it, or a version of
+it in the status history, since the last build (its ``_dlt_load_id`` is newer). A staging table keyed by ``run_id``
+(``stg_run_finishes``) is refreshed first, from its sources' rows of the changed runs. ``run_durations``, one row per
+run (key ``run_id``), comes next: its rows for the changed runs, before and after, say which groups of the other
+marts they leave and join; a run whose row came out the same (an open run seen again, still open) moves none.
+Those groups are computed again by the mart's own query over their runs, and nothing else: a group's figures
+depend only on its own runs, so the result is the full build's, row for row. So a keyed mart's key columns, and
+every column of a run it reads, are columns of ``run_durations``. A first build, a changed model file, or a night
+that changed a large share of the runs builds everything; a mart whose changed groups hold a large share of the
+runs is built whole.
 """
 
 from __future__ import annotations
@@ -106,7 +109,7 @@ def load_models(sql_dir: Path = SQL_DIR) -> list[Model]:
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
         raise ValueError(f"more than one model file builds {', '.join(duplicates)}")
-    incremental = [model for model in models if model.key]
+    incremental = [model for model in models if model.key and model.layer == "marts"]
     if incremental:
         index = next((model for model in models if model.name == RUN_INDEX and model.layer == "marts"), None)
         if index is None or index.key != ("run_id",):
@@ -142,7 +145,9 @@ def build_models(con: duckdb.DuckDBPyConnection, sql_dir: Path = SQL_DIR, increm
         stand_ins = _create_stand_ins(con, models)
         for model in models:
             current = model
-            if changes is not None and model.key:
+            if changes is not None and model.layer == "staging" and model.key:
+                _refresh_staging(con, model)
+            elif changes is not None and model.key:
                 _refresh_model(con, model, changes)
             else:
                 _build_model(con, model)
@@ -232,7 +237,7 @@ def _parse_model(path: Path, layer: str, default_materialization: str) -> Model:
         # A view would keep pointing at the stand-in, which is dropped once the build is done.
         raise ValueError(f"{path}: a model over an optional source must be materialized as a table")
     key = _parse_key(path, directives["incremental key"], layer, materialized, columns)
-    if key and not _reads(query, INCREMENTAL_INPUT):
+    if key and layer == "marts" and not _reads(query, INCREMENTAL_INPUT):
         raise ValueError(f"{path}: an incremental mart is refreshed from {INCREMENTAL_INPUT}, which it does not read")
     return Model(
         name=name,
@@ -251,9 +256,11 @@ def _parse_model(path: Path, layer: str, default_materialization: str) -> Model:
 def _parse_key(path: Path, lines: list[str], layer: str, materialized: str, columns: dict[str, str]) -> tuple[str, ...]:
     if not lines:
         return ()
-    if len(lines) != 1 or layer != "marts" or materialized != "table":
-        raise ValueError(f"{path}: only a mart materialized as a table has an incremental key, on one line")
+    if len(lines) != 1 or materialized != "table":
+        raise ValueError(f"{path}: only a model materialized as a table has an incremental key, on one line")
     key = tuple(part.strip() for part in lines[0].split(","))
+    if layer == "staging" and key != ("run_id",):
+        raise ValueError(f"{path}: a staging table is refreshed by run, so its incremental key is run_id")
     for column in key:
         if column not in columns:
             raise ValueError(f"{path}: incremental key column {column!r} is not a documented column")
@@ -332,7 +339,9 @@ _REFRESHED = "model_refreshed_runs"
 _TOUCHED = "model_touched_keys"
 _INDEXED = "model_touched_runs"
 _INPUT = "model_refresh_input"
-_WORK_TABLES = (_CHANGED, _REPLACED, _REFRESHED, _TOUCHED, _INDEXED, _INPUT)
+_MOVED = "model_moved_runs"
+_CHANGED_IDS = "model_changed_run_ids"
+_WORK_TABLES = (_CHANGED, _REPLACED, _REFRESHED, _TOUCHED, _INDEXED, _INPUT, _MOVED, _CHANGED_IDS)
 
 
 @dataclass(frozen=True)
@@ -402,14 +411,7 @@ def _refresh_model(con: duckdb.DuckDBPyConnection, model: Model, changes: _Chang
         loaded_rows = f"temp.{_CHANGED}"
     else:
         keys = ", ".join(model.key)
-        con.execute(
-            f"""
-            create temp table {_TOUCHED} as
-            select {keys} from temp.{_REPLACED}
-            union
-            select {keys} from temp.{_REFRESHED}
-            """
-        )
+        con.execute(f"create temp table {_TOUCHED} as select distinct {keys} from temp.{_MOVED}")
         (touched_runs,) = con.execute(f"select count(*) from ({_in_touched(index, model.key, 'run_id')})").fetchone()
         if touched_runs > FULL_BUILD_SHARE * max(changes.stored, 1):
             # Most groups changed (every collection got a new run): one pass over everything is cheaper.
@@ -434,10 +436,47 @@ def _refresh_model(con: duckdb.DuckDBPyConnection, model: Model, changes: _Chang
     if model.name == RUN_INDEX:
         con.execute(f"create temp table {_REFRESHED} as {refreshed}")
         con.execute(f"insert into {model.relation} by name select * from temp.{_REFRESHED}")
+        # The versions that differ, old and new: only these leave or join a group of the other marts.
+        columns = ", ".join(f'"{name}"' for name in _columns_of(con, SCHEMA, model.name))
+        con.execute(
+            f"""
+            create temp table {_MOVED} as
+            (select {columns} from temp.{_REPLACED} except all select {columns} from temp.{_REFRESHED})
+            union all
+            (select {columns} from temp.{_REFRESHED} except all select {columns} from temp.{_REPLACED})
+            """
+        )
     else:
         con.execute(f"insert into {model.relation} by name {refreshed}")
     _drop_work_tables(con, _TOUCHED, _INDEXED, _INPUT)
     logger.debug("refreshed %s", model.relation)
+
+
+def _refresh_staging(con: duckdb.DuckDBPyConnection, model: Model) -> None:
+    """Replace a per-run staging table's rows of the changed runs, computed from their rows of its sources only."""
+    con.execute(f"create or replace temp table {_CHANGED_IDS} as select distinct run_id from temp.{_CHANGED}")
+    query = model.query
+    for source in sorted(set(re.findall(r"(?<![\w.\"])unpod\.[a-z_][a-z0-9_]*(?![\w\"])", query))):
+        if not _has_column(con, *source.split("."), "run_id"):
+            continue  # the empty stand-in of an optional source the loader has not created yet
+        narrowed = (f"(select source.* from {source} as source "
+                    f"semi join temp.{_CHANGED_IDS} as changed on changed.run_id = source.run_id)")
+        query = re.sub(_relation_pattern(source), narrowed, query)
+    con.execute(f"delete from {model.relation} where run_id in (select run_id from temp.{_CHANGED_IDS})")
+    con.execute(f"insert into {model.relation} by name {query}")
+    logger.debug("refreshed %s", model.relation)
+
+
+def _columns_of(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> list[str]:
+    rows = con.execute(
+        """
+        select column_name from information_schema.columns
+        where table_catalog = current_database() and table_schema = ? and table_name = ?
+        order by ordinal_position
+        """,
+        [schema, table],
+    ).fetchall()
+    return [name for (name,) in rows]
 
 
 def _in_touched(relation: str, key: tuple[str, ...], column: str = "*") -> str:

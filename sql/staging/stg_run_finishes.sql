@@ -2,6 +2,7 @@
 -- The evidence behind finish_source and the duration brackets of stg_runs; empty before the first load wrote the
 -- history. Versions are open or terminal by the same rule as stg_runs.
 -- materialized: table
+-- incremental key: run_id
 -- optional source: unpod.run_status_history
 -- columns:
 --   run_id: the run's id.

@@ -1,6 +1,10 @@
 -- One row per run that the API still lists (runs a full scan found gone are left out).
 -- The one place that says what a terminal run, a failure, a finish time, a duration and a run's day are;
 -- every mart counts from here, so the definitions cannot drift apart.
+-- A table refreshed run by run: the marts built whole each night read it, and a view would join every run with
+-- its finish evidence again for each of them.
+-- materialized: table
+-- incremental key: run_id
 -- columns:
 --   run_id: the run's id (R + 32 hex characters).
 --   space_token: the space the run belongs to.
