@@ -42,7 +42,7 @@ def export_analytics(con: duckdb.DuckDBPyConnection, out_dir: Path) -> list[Path
         target = out_dir / f"{name}.parquet"
         temporary = out_dir / f".{name}.parquet.{os.getpid()}.tmp"
         try:
-            # con.table() misses a view outside schema main on DuckDB 1.5, and stg_runs is one.
+            # con.table() misses a view outside schema main on DuckDB 1.5, and stg_spaces is one.
             con.sql(f'select * from {SCHEMA}."{name}"').write_parquet(str(temporary))
             os.replace(temporary, target)
         finally:
