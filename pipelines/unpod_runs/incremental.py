@@ -38,7 +38,6 @@ from datetime import datetime
 from typing import Callable, Protocol
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -219,7 +218,7 @@ class SpaceReader:
         self.previous_ids = self.previous["run_id"].combine_chunks()
         self.previous_ranks = self.previous["rank"].to_numpy()
         # A hash index built once: Arrow's index_in hashes the whole value set again on every call.
-        self.previous_position = pd.Index(self.previous_ids.to_numpy(zero_copy_only=False))
+        self.previous_position = dict(zip(self.previous_ids.to_pylist(), range(len(self.previous_ids))))
         # How much further than the counts allow a run may have moved: it was not found where it should have been,
         # on a night whose counts changed while paging. Its search widens (doubling) until it is found.
         self.previous_slack = np.nan_to_num(self.previous["slack"].to_numpy(zero_copy_only=False)).astype(np.int64)
@@ -235,6 +234,7 @@ class SpaceReader:
         self.emitted: dict[str, str | None] = {}  # run_id -> status sent on: overlapping windows may read a run twice
         self.counts: list[int] = []  # every response's live count, in the order requested
         self.dates: list[datetime] = []  # every response's Date (the API's clock), in the order requested
+        self._date_us = np.zeros(0, np.int64)  # the same, in microseconds, as far as _dates_of has needed them
         self.falls: list[int] = []  # per response: how many runs can have been deleted just before it
         self.batch_falls: list[int] = []  # per response: what its batch of concurrent requests can hide
         self.covered: list[tuple[int, int]] = []  # rank ranges [low, high] read in this pass
@@ -471,7 +471,8 @@ class SpaceReader:
         """
         self.runs_read += table.num_rows
         ids = table["run_id"].to_pylist()
-        previous_index = self.previous_position.get_indexer(ids) if len(self.previous_ids) else np.full(len(ids), -1)
+        position = self.previous_position.get
+        previous_index = np.fromiter((position(run_id, -1) for run_id in ids), np.int64, len(ids))
         was_open = previous_index >= 0
         keep = is_new | self._note_previous_open(table, ranks, answered, previous_index, was_open)
         # An open run that was not open before: a new one, or one a full pass had not seen.
@@ -541,7 +542,10 @@ class SpaceReader:
 
     def _dates_of(self, responses: np.ndarray) -> pa.Array:
         """The Date of each given response (indexes into tonight's responses)."""
-        return pa.array([self.dates[index] for index in responses.tolist()], TIMESTAMP)
+        if len(self._date_us) < len(self.dates):  # the responses since the last call, in microseconds once
+            self._date_us = np.concatenate([self._date_us, pa.array(self.dates[len(self._date_us):], TIMESTAMP)
+                                            .cast(pa.int64()).to_numpy()])
+        return pa.array(self._date_us[responses], pa.int64()).cast(TIMESTAMP)
 
     def _deleted_after(self, responses: np.ndarray) -> np.ndarray:
         """Runs that can have been deleted after each given response tonight: ranks read then are that much too high.
@@ -564,17 +568,17 @@ class SpaceReader:
 
     def _result(self) -> SpaceResult:
         found = self.found.rank >= 0
-        unchanged = found & _same(pa.array(self.found.status, pa.string()), pa.array(self.found.modified, TIMESTAMP),
-                                  self.previous["status"], self.previous["modified"])
+        found_status = pa.array(self.found.status, pa.string())
+        found_modified = pa.array(self.found.modified, pa.int64()).cast(TIMESTAMP)
+        unchanged = found & _same(found_status, found_modified, self.previous["status"], self.previous["modified"])
         found_at = self._dates_of(np.where(found, self.found.response, 0))
         # A version seen before keeps the moment it was first seen; a cursor kept before the history was has none.
         kept_first_seen = pc.coalesce(self.previous["first_seen_at"], found_at)
         now = pa.table({
             "run_id": self.previous_ids,
             "rank": pa.array(np.where(found, self.found.rank, self.previous_ranks), pa.int64()),
-            "status": pc.if_else(pa.array(found), pa.array(self.found.status, pa.string()), self.previous["status"]),
-            "modified": pc.if_else(pa.array(found), pa.array(self.found.modified, pa.int64()).cast(TIMESTAMP),
-                                   self.previous["modified"]),
+            "status": pc.if_else(pa.array(found), found_status, self.previous["status"]),
+            "modified": pc.if_else(pa.array(found), found_modified, self.previous["modified"]),
             "slack": pa.array(np.where(found, self._deleted_after(self.found.response), self._slack_after_miss()),
                               pa.int64()),
             "first_seen_at": pc.if_else(pa.array(found & ~unchanged), found_at, kept_first_seen),

@@ -328,19 +328,30 @@ def _stored_open_runs() -> dict[str, pa.Table]:
         with dlt.current.pipeline().sql_client() as client:
             table_name = client.make_qualified_table_name(CURSOR_TABLE)
             # Every column, whichever this table has: one kept before the history has no first_seen_at yet.
-            with client.execute_query(f"select * from {table_name}") as rows:
+            with client.execute_query(f"select * from {table_name} order by space_token, rank") as rows:
                 table = rows.arrow()  # in bulk: 250,000 rows as Python tuples took seconds
     except DestinationUndefinedEntity:  # no table yet: the first load since the cursor was kept there
         return {}
+    return split_by_space(table)
+
+
+def split_by_space(table: pa.Table | None) -> dict[str, pa.Table]:
+    """Rows of ``unpod.run_cursor``, ordered by space and rank, as each space's open runs: sliced, not filtered
+    space by space (50 passes over 250,000 rows)."""
     schema = pa.schema([("space_token", pa.string()), *OPEN_RUNS_SCHEMA])
     if table is None:
         table = schema.empty_table()
     table = pa.table([table[field.name].cast(field.type) if field.name in table.column_names
                       else pa.nulls(table.num_rows, field.type) for field in schema], schema=schema)
-    return {
-        token: table.filter(pc.equal(table["space_token"], token)).select(OPEN_RUNS_SCHEMA.names)
-        for token in pc.unique(table["space_token"]).to_pylist()
-    }
+    tokens = table["space_token"].combine_chunks()
+    runs = table.select(OPEN_RUNS_SCHEMA.names)
+    spaces: dict[str, pa.Table] = {}
+    start = 0
+    for entry in pc.value_counts(tokens).to_pylist() if len(tokens) else []:
+        # value_counts lists the values in order of first appearance, so in the order of the rows
+        spaces[entry["values"]] = runs.slice(start, entry["counts"])
+        start += entry["counts"]
+    return spaces
 
 
 def _stored_first_seen(space_tokens: list[str]) -> dict[str, Any]:
