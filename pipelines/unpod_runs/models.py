@@ -1,7 +1,9 @@
 """Build the SQL models of ``sql/`` into the DuckDB schema ``analytics``, and describe them.
 
 A model is one SQL file holding one query, named after the relation it builds. ``staging/`` is built before
-``marts/`` (each in file-name order), so a mart may read any staging model; marts do not read each other.
+``marts/`` (each in file-name order), so a mart may read any staging model. ``run_durations``, one row per run with
+its finish evidence, is built first among the marts: the marts that count runs by group read it (a table), and no
+mart reads another otherwise.
 Each file opens with a comment block that documents it::
 
     -- <the grain, one sentence>
@@ -17,14 +19,13 @@ The builder copies that documentation into DuckDB comments, so any client that o
 A night's load changes a few runs of millions, so a mart with an ``incremental key`` is refreshed, not rebuilt:
 only its rows that a changed run falls into are computed again. A run changed if a load wrote it, or a version of
 it in the status history, since the last build (its ``_dlt_load_id`` is newer). A staging table keyed by ``run_id``
-(``stg_run_finishes``) is refreshed first, from its sources' rows of the changed runs. ``run_durations``, one row per
-run (key ``run_id``), comes next: its rows for the changed runs, before and after, say which groups of the other
-marts they leave and join; a run whose row came out the same (an open run seen again, still open) moves none.
-Those groups are computed again by the mart's own query over their runs, and nothing else: a group's figures
-depend only on its own runs, so the result is the full build's, row for row. So a keyed mart's key columns, and
-every column of a run it reads, are columns of ``run_durations``. A first build, a changed model file, or a night
-that changed a large share of the runs builds everything; a mart whose changed groups hold a large share of the
-runs is built whole.
+(``stg_run_finishes``) is refreshed first, from its sources' rows of the changed runs. ``run_durations`` (key
+``run_id``) comes next, from the staging query run over the changed runs' rows: its rows for them, before and
+after, say which groups of the other marts they leave and join; a run whose row came out the same (an open run
+seen again, still open) moves none. A keyed mart reads ``run_durations``, and those groups are computed again by its
+own query over their runs only: a group's figures depend only on its own runs, so the result is the full build's,
+row for row. A first build, a changed model file, or a night that changed a large share of the runs builds
+everything; a mart whose changed groups hold a large share of the runs is built whole.
 """
 
 from __future__ import annotations
@@ -47,8 +48,10 @@ LAYERS = {"staging": "view", "marts": "table"}
 MATERIALIZATIONS = ("view", "table")
 # The mart with one row per run: it is refreshed first, and tells which groups of the other marts a run is in.
 RUN_INDEX = "run_durations"
-# What an incremental mart's query reads its runs from; a refresh runs it over the runs of the changed groups.
-INCREMENTAL_INPUT = f"{SCHEMA}.stg_runs"
+# What the run index reads its runs from: a refresh runs the staging query over the changed runs' rows only.
+RUN_INPUT = f"{SCHEMA}.stg_runs"
+# What every other incremental mart reads its runs from; a refresh runs it over the runs of the changed groups.
+MART_INPUT = f"{SCHEMA}.{RUN_INDEX}"
 # One row: which loads the models include, and which of those the data checks have passed.
 BUILD_STATE = f"{SCHEMA}.model_build_state"
 # The loader's history of each run's versions: the finish evidence of the runs in stg_run_finishes.
@@ -147,8 +150,10 @@ def build_models(con: duckdb.DuckDBPyConnection, sql_dir: Path = SQL_DIR, increm
             current = model
             if changes is not None and model.layer == "staging" and model.key:
                 _refresh_staging(con, model)
+            elif changes is not None and model.name == RUN_INDEX:
+                _refresh_run_index(con, model, changes)
             elif changes is not None and model.key:
-                _refresh_model(con, model, changes)
+                _refresh_groups(con, model, changes)
             else:
                 _build_model(con, model)
         current = None
@@ -237,8 +242,9 @@ def _parse_model(path: Path, layer: str, default_materialization: str) -> Model:
         # A view would keep pointing at the stand-in, which is dropped once the build is done.
         raise ValueError(f"{path}: a model over an optional source must be materialized as a table")
     key = _parse_key(path, directives["incremental key"], layer, materialized, columns)
-    if key and layer == "marts" and not _reads(query, INCREMENTAL_INPUT):
-        raise ValueError(f"{path}: an incremental mart is refreshed from {INCREMENTAL_INPUT}, which it does not read")
+    source = RUN_INPUT if name == RUN_INDEX else MART_INPUT
+    if key and layer == "marts" and not _reads(query, source):
+        raise ValueError(f"{path}: an incremental mart is refreshed from {source}, which it does not read")
     return Model(
         name=name,
         layer=layer,
@@ -337,11 +343,10 @@ _CHANGED = "model_changed_runs"
 _REPLACED = "model_replaced_runs"
 _REFRESHED = "model_refreshed_runs"
 _TOUCHED = "model_touched_keys"
-_INDEXED = "model_touched_runs"
 _INPUT = "model_refresh_input"
 _MOVED = "model_moved_runs"
 _CHANGED_IDS = "model_changed_run_ids"
-_WORK_TABLES = (_CHANGED, _REPLACED, _REFRESHED, _TOUCHED, _INDEXED, _INPUT, _MOVED, _CHANGED_IDS)
+_WORK_TABLES = (_CHANGED, _REPLACED, _REFRESHED, _TOUCHED, _INPUT, _MOVED, _CHANGED_IDS)
 
 
 @dataclass(frozen=True)
@@ -385,7 +390,7 @@ def _pending_changes(
     (stored,) = con.execute(f"select count(*) from {SCHEMA}.{RUN_INDEX}").fetchone()
     if runs > FULL_BUILD_SHARE * max(stored, 1):
         return None
-    staging = next(model for model in models if model.relation == INCREMENTAL_INPUT)
+    staging = next(model for model in models if model.relation == RUN_INPUT)
     through = _latest_load_id(con, since) or since
     if _has_column(con, "unpod", HISTORY, "_dlt_load_id"):
         # A quiet night may write history rows only: the next build must not take them in again.
@@ -395,60 +400,52 @@ def _pending_changes(
     return _Changes(since=since, through=through, runs=runs, stored=stored, staging_query=staging.query)
 
 
-def _refresh_model(con: duckdb.DuckDBPyConnection, model: Model, changes: _Changes) -> None:
-    """Compute again the rows of ``model`` that a changed run falls into, and only those.
+def _refresh_run_index(con: duckdb.DuckDBPyConnection, model: Model, changes: _Changes) -> None:
+    """Replace the rows of ``run_durations`` for the changed runs, and keep the versions that differ in
+    ``temp.model_moved_runs``: old and new, they say which groups of the other marts those runs left and joined."""
+    con.execute(f"create temp table {_TOUCHED} as select distinct run_id from temp.{_CHANGED}")
+    # The previous version of each changed run, and where it is.
+    previous = _in_touched(model.relation, model.key, "rowid as replaced_row, rows.*")
+    con.execute(f"create temp table {_REPLACED} as {previous}")
+    # The loads since the last build wrote every row these runs have: a merge replaces a run's rows, and a second
+    # copy that an old load left (or a row without run_id) fails a check, which builds everything.
+    staged_rows = re.sub(_relation_pattern("unpod.runs"), f"temp.{_CHANGED}", changes.staging_query)
+    con.execute(f"create temp table {_INPUT} as {staged_rows}")
+    query = re.sub(_relation_pattern(RUN_INPUT), f"temp.{_INPUT}", model.query)
+    # The input may hold rows without a run_id: keep the changed runs only.
+    con.execute(f"create temp table {_REFRESHED} as {_in_touched(f'({query})', model.key)}")
+    con.execute(f"delete from {model.relation} where rowid in (select replaced_row from temp.{_REPLACED})")
+    con.execute(f"insert into {model.relation} by name select * from temp.{_REFRESHED}")
+    columns = ", ".join(f'"{name}"' for name in _columns_of(con, SCHEMA, model.name))
+    con.execute(
+        f"""
+        create temp table {_MOVED} as
+        (select {columns} from temp.{_REPLACED} except all select {columns} from temp.{_REFRESHED})
+        union all
+        (select {columns} from temp.{_REFRESHED} except all select {columns} from temp.{_REPLACED})
+        """
+    )
+    _drop_work_tables(con, _TOUCHED, _INPUT)
+    logger.debug("refreshed %s", model.relation)
+
+
+def _refresh_groups(con: duckdb.DuckDBPyConnection, model: Model, changes: _Changes) -> None:
+    """Compute again the rows of a mart over ``run_durations`` that a run left or joined tonight, and only those.
 
     A NULL key (a run without collection_ref) is a group of its own: every match is ``is not distinct from``.
     """
-    index = f"{SCHEMA}.{RUN_INDEX}"
-    if model.name == RUN_INDEX:
-        con.execute(f"create temp table {_TOUCHED} as select distinct run_id from temp.{_CHANGED}")
-        # The previous version of each changed run, and where it is: the other marts find the groups it left.
-        previous = _in_touched(index, model.key, "rowid as replaced_row, rows.*")
-        con.execute(f"create temp table {_REPLACED} as {previous}")
-        # The loads since the last build wrote every row these runs have: a merge replaces a run's rows, and a
-        # second copy that an old load left (or a row without run_id) fails a check, which builds everything.
-        loaded_rows = f"temp.{_CHANGED}"
-    else:
-        keys = ", ".join(model.key)
-        con.execute(f"create temp table {_TOUCHED} as select distinct {keys} from temp.{_MOVED}")
-        (touched_runs,) = con.execute(f"select count(*) from ({_in_touched(index, model.key, 'run_id')})").fetchone()
-        if touched_runs > FULL_BUILD_SHARE * max(changes.stored, 1):
-            # Most groups changed (every collection got a new run): one pass over everything is cheaper.
-            _drop_work_tables(con, _TOUCHED)
-            _build_model(con, model)
-            return
-        con.execute(f"create temp table {_INDEXED} as {_in_touched(index, model.key, 'run_id')}")
-        loaded_rows = (
-            f"(select loaded.* from unpod.runs as loaded semi join temp.{_INDEXED} as wanted "
-            "on loaded.run_id is not distinct from wanted.run_id)"
-        )
-    # The staged rows of those runs: the staging query, row by row, over their rows of unpod.runs.
-    staged_rows = re.sub(_relation_pattern("unpod.runs"), loaded_rows, changes.staging_query)
-    con.execute(f"create temp table {_INPUT} as {staged_rows}")
-    query = re.sub(_relation_pattern(INCREMENTAL_INPUT), f"temp.{_INPUT}", model.query)
-    # The input may hold runs of other groups too (runs without a run_id): keep the changed groups only.
-    refreshed = _in_touched(f"({query})", model.key)
-    stale = f"select replaced_row from temp.{_REPLACED}" if model.name == RUN_INDEX else _in_touched(
-        model.relation, model.key, "rowid"
-    )
-    con.execute(f"delete from {model.relation} where rowid in ({stale})")
-    if model.name == RUN_INDEX:
-        con.execute(f"create temp table {_REFRESHED} as {refreshed}")
-        con.execute(f"insert into {model.relation} by name select * from temp.{_REFRESHED}")
-        # The versions that differ, old and new: only these leave or join a group of the other marts.
-        columns = ", ".join(f'"{name}"' for name in _columns_of(con, SCHEMA, model.name))
-        con.execute(
-            f"""
-            create temp table {_MOVED} as
-            (select {columns} from temp.{_REPLACED} except all select {columns} from temp.{_REFRESHED})
-            union all
-            (select {columns} from temp.{_REFRESHED} except all select {columns} from temp.{_REPLACED})
-            """
-        )
-    else:
-        con.execute(f"insert into {model.relation} by name {refreshed}")
-    _drop_work_tables(con, _TOUCHED, _INDEXED, _INPUT)
+    con.execute(f"create temp table {_TOUCHED} as select distinct {', '.join(model.key)} from temp.{_MOVED}")
+    runs_of_groups = _in_touched(MART_INPUT, model.key)
+    (touched_runs,) = con.execute(f"select count(*) from ({runs_of_groups})").fetchone()
+    if touched_runs > FULL_BUILD_SHARE * max(changes.stored, 1):
+        # Most groups changed (every collection got a new run): one pass over everything is cheaper.
+        _drop_work_tables(con, _TOUCHED)
+        _build_model(con, model)
+        return
+    query = re.sub(_relation_pattern(MART_INPUT), f"({runs_of_groups})", model.query)
+    con.execute(f"delete from {model.relation} where rowid in ({_in_touched(model.relation, model.key, 'rowid')})")
+    con.execute(f"insert into {model.relation} by name {query}")
+    _drop_work_tables(con, _TOUCHED)
     logger.debug("refreshed %s", model.relation)
 
 

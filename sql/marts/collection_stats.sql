@@ -23,7 +23,7 @@
 with
 
 runs as (
-    select * from analytics.stg_runs
+    select * from analytics.run_durations
 ),
 
 aggregated as (

@@ -20,12 +20,12 @@
 with
 
 runs as (
-    select * from analytics.stg_runs
+    select * from analytics.run_durations
 ),
 
 aggregated as (
     select
-        runs.created_day as day,
+        runs.day as day,
         runs.collection_ref,
         count(*) as runs,
         count(*) filter (where runs.status = 'completed') as completed_runs,
@@ -39,7 +39,7 @@ aggregated as (
         quantile_cont(runs.duration_seconds, [0.5, 0.95]) filter (where runs.finish_source = 'modified')
             as exact_duration_quantiles
     from runs
-    group by runs.created_day, runs.collection_ref
+    group by runs.day, runs.collection_ref
 ),
 
 final as (

@@ -1,5 +1,6 @@
 -- One row per run that the API still lists, with its finish time and duration once it is terminal.
--- The per-run detail behind every duration and failure figure: filter it, histogram it, join it.
+-- The per-run detail behind every duration and failure figure: filter it, histogram it, join it. The marts that
+-- count runs by group read it too: the one place where a run's figures meet its finish evidence.
 -- incremental key: run_id
 -- columns:
 --   run_id: the run's id.
@@ -25,25 +26,51 @@ runs as (
     select * from analytics.stg_runs
 ),
 
+finishes as (
+    select * from analytics.stg_run_finishes
+),
+
+-- What the loads saw of each terminal run's finish (SPEC.md: finish_source and the duration brackets).
+witnessed as (
+    select
+        runs.*,
+        case when runs.is_terminal then finishes.finished_after end as finished_after,
+        case when runs.is_terminal then finishes.finished_by end as finished_by,
+        case
+            when not runs.is_terminal then null
+            when finishes.finished_after is not null and runs.modified = finishes.last_open_modified
+                then 'observed'
+            when finishes.finished_after is not null then 'modified'
+            when runs.modified > runs.created then 'modified'
+            else 'unknown'
+        end as finish_source
+    from runs
+    left join finishes on finishes.run_id = runs.run_id
+),
+
 final as (
     select
-        runs.run_id,
-        runs.space_token,
-        runs.collection_ref,
-        runs.run_mode,
-        runs.status,
-        runs.created,
-        runs.finished_at,
-        runs.duration_seconds,
-        runs.created_day as day,
-        runs.is_terminal,
-        runs.is_failed,
-        runs.finish_source,
-        runs.finished_after,
-        runs.finished_by,
-        runs.duration_min_seconds,
-        runs.duration_max_seconds
-    from runs
+        witnessed.run_id,
+        witnessed.space_token,
+        witnessed.collection_ref,
+        witnessed.run_mode,
+        witnessed.status,
+        witnessed.created,
+        witnessed.finished_at,
+        witnessed.duration_seconds,
+        witnessed.created_day as day,
+        witnessed.is_terminal,
+        witnessed.is_failed,
+        witnessed.finish_source,
+        witnessed.finished_after,
+        witnessed.finished_by,
+        case
+            when witnessed.is_terminal
+                then (epoch_us(greatest(witnessed.modified, coalesce(witnessed.finished_after, witnessed.modified)))
+                      - epoch_us(witnessed.created)) / 1e6
+        end as duration_min_seconds,
+        (epoch_us(witnessed.finished_by) - epoch_us(witnessed.created)) / 1e6 as duration_max_seconds
+    from witnessed
 )
 
 select * from final

@@ -1,10 +1,6 @@
 -- One row per run that the API still lists (runs a full scan found gone are left out).
 -- The one place that says what a terminal run, a failure, a finish time, a duration and a run's day are;
 -- every mart counts from here, so the definitions cannot drift apart.
--- A table refreshed run by run: the marts built whole each night read it, and a view would join every run with
--- its finish evidence again for each of them.
--- materialized: table
--- incremental key: run_id
 -- columns:
 --   run_id: the run's id (R + 32 hex characters).
 --   space_token: the space the run belongs to.
@@ -23,11 +19,6 @@
 --   created_day: the UTC date of created, whatever the reader's TimeZone.
 --   finished_at: modified for a terminal run, NULL for an open one.
 --   duration_seconds: modified - created in seconds (DOUBLE) for a terminal run, NULL for an open one.
---   finish_source: for a terminal run, where its finish time comes from: modified (its modified moved after a load saw it open, or it was first seen terminal with modified > created), observed (seen open, then terminal with the same modified: the API did not bump it), unknown (first seen terminal with modified = created). NULL for an open run.
---   finished_after: for a terminal run, last_seen_at of its last version seen open (NULL if never seen open).
---   finished_by: for a terminal run, first_seen_at of its first version seen terminal.
---   duration_min_seconds: for a terminal run, the later of modified and finished_after, minus created, in seconds.
---   duration_max_seconds: for a terminal run, finished_by - created in seconds: the true duration lies within [duration_min_seconds, duration_max_seconds].
 
 with
 
@@ -87,28 +78,6 @@ classified as (
     from listed_runs
 ),
 
-finishes as (
-    select * from analytics.stg_run_finishes
-),
-
--- What the loads saw of each terminal run's finish (SPEC.md: finish_source and the duration brackets).
-witnessed as (
-    select
-        classified.*,
-        case when classified.is_terminal then finishes.finished_after end as finished_after,
-        case when classified.is_terminal then finishes.finished_by end as finished_by,
-        case
-            when not classified.is_terminal then null
-            when finishes.finished_after is not null and classified.modified = finishes.last_open_modified
-                then 'observed'
-            when finishes.finished_after is not null then 'modified'
-            when classified.modified > classified.created then 'modified'
-            else 'unknown'
-        end as finish_source
-    from classified
-    left join finishes on finishes.run_id = classified.run_id
-),
-
 final as (
     select
         run_id,
@@ -130,16 +99,8 @@ final as (
         case when is_terminal then modified end as finished_at,
         case
             when is_terminal then (epoch_us(modified) - epoch_us(created)) / 1e6
-        end as duration_seconds,
-        finish_source,
-        finished_after,
-        finished_by,
-        case
-            when is_terminal
-                then (epoch_us(greatest(modified, coalesce(finished_after, modified))) - epoch_us(created)) / 1e6
-        end as duration_min_seconds,
-        (epoch_us(finished_by) - epoch_us(created)) / 1e6 as duration_max_seconds
-    from witnessed
+        end as duration_seconds
+    from classified
 )
 
 select * from final
