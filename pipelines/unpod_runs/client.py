@@ -35,11 +35,11 @@ from datetime import datetime, timezone
 from http import HTTPStatus
 from typing import Any, Callable, Iterator
 from urllib.parse import quote, urlsplit
+from urllib.request import getproxies, proxy_bypass
 
 import certifi
 import orjson
 import urllib3
-from urllib.request import getproxies, proxy_bypass
 
 log = logging.getLogger(__name__)
 
