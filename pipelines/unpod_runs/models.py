@@ -416,13 +416,22 @@ def _refresh_run_index(con: duckdb.DuckDBPyConnection, model: Model, changes: _C
     con.execute(f"create temp table {_REFRESHED} as {_in_touched(f'({query})', model.key)}")
     con.execute(f"delete from {model.relation} where rowid in (select replaced_row from temp.{_REPLACED})")
     con.execute(f"insert into {model.relation} by name select * from temp.{_REFRESHED}")
-    columns = ", ".join(f'"{name}"' for name in _columns_of(con, SCHEMA, model.name))
+    # The versions that differ, old and new (column by column, a missing value equal only to a missing one).
+    columns = _columns_of(con, SCHEMA, model.name)
+    differs = " or ".join(f'old."{name}" is distinct from new."{name}"' for name in columns)
+    listed = ", ".join(f'rows."{name}"' for name in columns)
     con.execute(
         f"""
         create temp table {_MOVED} as
-        (select {columns} from temp.{_REPLACED} except all select {columns} from temp.{_REFRESHED})
+        with moved as (
+            select coalesce(old.run_id, new.run_id) as run_id
+            from temp.{_REPLACED} as old
+            full join temp.{_REFRESHED} as new on new.run_id is not distinct from old.run_id
+            where {differs}
+        )
+        select {listed} from temp.{_REPLACED} as rows semi join moved on moved.run_id is not distinct from rows.run_id
         union all
-        (select {columns} from temp.{_REFRESHED} except all select {columns} from temp.{_REPLACED})
+        select {listed} from temp.{_REFRESHED} as rows semi join moved on moved.run_id is not distinct from rows.run_id
         """
     )
     _drop_work_tables(con, _TOUCHED, _INPUT)
