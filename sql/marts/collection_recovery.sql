@@ -1,0 +1,101 @@
+-- One row per collection_ref (NULL is its own group) with a completed or failed run.
+-- How fast a collection recovers from failures: a mean time to recovery. The completed and failed runs of a
+-- collection are taken in the order they finished; an incident starts at a failed run that follows a completed one
+-- (or no run at all) and ends at the next completed run; its recovery time is from the finish of its first failed
+-- run to the finish of that completed run. partially_completed runs neither start nor end an incident. A run's
+-- finish is the earliest moment it can have finished: the later of modified and finished_after (created +
+-- duration_min_seconds), so a finish the API did not bump is not taken for an earlier one.
+-- columns:
+--   collection_ref: the collection; NULL groups the runs that came without one.
+--   failed_runs: failed runs of the collection.
+--   incidents: runs of consecutive failures (each ended by a completed run, or still going on).
+--   recovered_incidents: incidents that a completed run ended.
+--   mean_time_to_recovery_seconds: mean recovery time of the recovered incidents, in seconds.
+--   p50_time_to_recovery_seconds: median (continuous) recovery time of the recovered incidents.
+--   max_time_to_recovery_seconds: the longest recovery time.
+--   is_failing_now: the collection's latest completed-or-failed run failed: an incident is going on.
+--   failing_since: the finish of the first failed run of the incident going on; NULL when none is.
+--   failures_since_last_completed: failed runs in the incident going on (0 when none is).
+
+with
+
+runs as (
+    select * from analytics.stg_runs
+),
+
+finished as (
+    select
+        runs.collection_ref,
+        runs.run_id,
+        runs.is_failed,
+        greatest(runs.modified, coalesce(runs.finished_after, runs.modified)) as finished_at
+    from runs
+    where runs.status in ('completed', 'failed')
+),
+
+-- For each failed run, the next completed run of its collection: the failures it shares it with are one incident.
+followed as (
+    select
+        finished.*,
+        min(case when not finished.is_failed then finished.finished_at end) over (
+            partition by finished.collection_ref order by finished.finished_at, finished.run_id
+            rows between 1 following and unbounded following
+        ) as recovered_at
+    from finished
+),
+
+incidents as (
+    select
+        followed.collection_ref,
+        followed.recovered_at,
+        min(followed.finished_at) as first_failed_at,
+        count(*) as failed_runs
+    from followed
+    where followed.is_failed
+    group by followed.collection_ref, followed.recovered_at
+),
+
+collections as (
+    select
+        finished.collection_ref,
+        count(*) filter (where finished.is_failed) as failed_runs
+    from finished
+    group by finished.collection_ref
+),
+
+recovery as (
+    select
+        incidents.collection_ref,
+        count(*) as incidents,
+        count(incidents.recovered_at) as recovered_incidents,
+        avg(extract(epoch from incidents.recovered_at) - extract(epoch from incidents.first_failed_at))
+            as mean_time_to_recovery_seconds,
+        percentile_cont(0.5) within group (
+            order by extract(epoch from incidents.recovered_at) - extract(epoch from incidents.first_failed_at)
+        ) as p50_time_to_recovery_seconds,
+        max(extract(epoch from incidents.recovered_at) - extract(epoch from incidents.first_failed_at))
+            as max_time_to_recovery_seconds,
+        min(incidents.first_failed_at) filter (where incidents.recovered_at is null) as failing_since,
+        cast(coalesce(sum(incidents.failed_runs) filter (where incidents.recovered_at is null), 0) as bigint)
+            as failures_since_last_completed
+    from incidents
+    group by incidents.collection_ref
+),
+
+final as (
+    select
+        collections.collection_ref,
+        collections.failed_runs,
+        coalesce(recovery.incidents, 0) as incidents,
+        coalesce(recovery.recovered_incidents, 0) as recovered_incidents,
+        recovery.mean_time_to_recovery_seconds,
+        recovery.p50_time_to_recovery_seconds,
+        recovery.max_time_to_recovery_seconds,
+        recovery.failing_since is not null as is_failing_now,
+        recovery.failing_since,
+        coalesce(recovery.failures_since_last_completed, 0) as failures_since_last_completed
+    from collections
+    left join recovery on recovery.collection_ref is not distinct from collections.collection_ref
+)
+
+select * from final
