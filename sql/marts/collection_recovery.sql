@@ -1,13 +1,17 @@
--- One row per collection_ref (NULL is its own group) with a completed or failed run.
--- How fast a collection recovers from failures: a mean time to recovery. The completed and failed runs of a
--- collection are taken in the order they finished; an incident starts at a failed run that follows a completed one
+-- One row per collection_ref (NULL is its own group) with a completed or failed run finished in the last 90 days.
+-- How fast a collection recovers from failures: a mean time to recovery over the last 90 days (2160 hours before
+-- as_of, the API's clock at the latest load): recent behaviour, and a night's cost that does not grow with the
+-- years of history. The completed and failed runs of a collection that finished in that window are taken in the
+-- order they finished; an incident starts at a failed run that follows a completed one
 -- (or no run at all) and ends at the next completed run; its recovery time is from the finish of its first failed
 -- run to the finish of that completed run. partially_completed runs neither start nor end an incident. A run's
 -- finish is the earliest moment it can have finished: the later of modified and finished_after (created +
--- duration_min_seconds), so a finish the API did not bump is not taken for an earlier one.
+-- duration_min_seconds), so a finish the API did not bump is not taken for an earlier one. An incident older than
+-- the window counts from its first failure inside it.
 -- columns:
 --   collection_ref: the collection; NULL groups the runs that came without one.
---   failed_runs: failed runs of the collection.
+--   as_of: the API's clock at the latest load (the latest last_seen_at of the status history; before there is a history, the latest modified).
+--   failed_runs: failed runs of the collection that finished in the window.
 --   incidents: runs of consecutive failures (each ended by a completed run, or still going on).
 --   recovered_incidents: incidents that a completed run ended.
 --   mean_time_to_recovery_seconds: mean recovery time of the recovered incidents, in seconds.
@@ -23,7 +27,18 @@ runs as (
     select * from analytics.stg_runs
 ),
 
-finished as (
+finishes as (
+    select * from analytics.stg_run_finishes
+),
+
+clock as (
+    select coalesce(
+        (select max(finishes.last_seen_at) from finishes),
+        (select max(runs.modified) from runs)
+    ) as as_of
+),
+
+outcomes as (
     select
         runs.collection_ref,
         runs.run_id,
@@ -31,6 +46,13 @@ finished as (
         greatest(runs.modified, coalesce(runs.finished_after, runs.modified)) as finished_at
     from runs
     where runs.status in ('completed', 'failed')
+),
+
+finished as (
+    select outcomes.*
+    from outcomes
+    cross join clock
+    where outcomes.finished_at > clock.as_of - interval '2160 hours'
 ),
 
 -- For each failed run, the next completed run of its collection: the failures it shares it with are one incident.
@@ -85,6 +107,7 @@ recovery as (
 final as (
     select
         collections.collection_ref,
+        clock.as_of,
         collections.failed_runs,
         coalesce(recovery.incidents, 0) as incidents,
         coalesce(recovery.recovered_incidents, 0) as recovered_incidents,
@@ -96,6 +119,7 @@ final as (
         coalesce(recovery.failures_since_last_completed, 0) as failures_since_last_completed
     from collections
     left join recovery on recovery.collection_ref is not distinct from collections.collection_ref
+    cross join clock
 )
 
 select * from final
