@@ -1197,8 +1197,9 @@ _TEMPLATE = """<!DOCTYPE html>
 <ul class="highlights">{notes}</ul>
 {body}
 <footer>Terminal statuses: completed, failed, partially_completed (partially completed is not a failure).
-Failure rate = failed / terminal runs. Durations are modified − created of terminal runs; p50/p95 are continuous
-quantiles. Days are UTC dates of <code>created</code>. Runs the API no longer lists are left out.
+Failure rate = failed / terminal runs. Durations are modified − created of terminal runs; exact ones are those whose
+finish moved modified (finish_source = modified); p50/p95 are continuous quantiles. Ages and times in status are in
+the API's clock at the latest load. Days are UTC dates of <code>created</code>. Runs the API no longer lists are left out.
 Built from the <code>analytics</code> models of the DuckDB file.</footer>
 </main>
 </body>
