@@ -174,7 +174,7 @@ def test_trends_recovery_and_freshness_recomputed_from_the_runs(load_env: LoadEn
             assert last_completed <= max(finishes[row["run_id"]] for row in completed) <= as_of
             assert fresh["seconds_since_last_completed"] == seconds(as_of, last_completed)
         recent = [row for row in runs if row["status"] in ("completed", "failed")
-                  and finish_lower_bound(row) > as_of - timedelta(days=90)]
+                  and finish_lower_bound(row) > as_of - timedelta(days=30)]
         incidents = expected_incidents(recent)
         if not recent:
             assert collection not in recovery

@@ -1,7 +1,9 @@
 """Build the SQL models of ``sql/`` into the DuckDB schema ``analytics``, and describe them.
 
 A model is one SQL file holding one query, named after the relation it builds. ``staging/`` is built before
-``marts/`` (each in file-name order), so a mart may read any staging model; marts do not read each other.
+``marts/`` (each in file-name order), so a mart may read any staging model. Among the marts ``run_durations`` (one
+row per run) is built first, so a mart that needs every run may read that table instead of the ``stg_runs`` view;
+marts do not read each other otherwise.
 Each file opens with a comment block that documents it::
 
     -- <the grain, one sentence>
@@ -116,8 +118,8 @@ def load_models(sql_dir: Path = SQL_DIR) -> list[Model]:
             if missing:
                 raise ValueError(f"{model.path}: incremental key column {', '.join(missing)} is not a column of "
                                  f"{index.relation}, which tells the builder where each run is")
-        # The run index goes first among the marts: the others are refreshed from what it says.
-        models.sort(key=lambda model: (model.layer != "staging", model.name != RUN_INDEX))
+    # The run index goes first among the marts: the others are refreshed from what it says, or read it whole.
+    models.sort(key=lambda model: (model.layer != "staging", model.name != RUN_INDEX))
     return models
 
 

@@ -1,16 +1,16 @@
--- One row per collection_ref (NULL is its own group) with a completed or failed run finished in the last 90 days.
--- How fast a collection recovers from failures: a mean time to recovery over the last 90 days (2160 hours before
+-- One row per collection_ref (NULL is its own group) with a completed or failed run finished in the last 30 days.
+-- How fast a collection recovers from failures: a mean time to recovery over the last 30 days (720 hours before
 -- as_of, the API's clock at the latest load): recent behaviour, and a night's cost that does not grow with the
 -- years of history. The completed and failed runs of a collection that finished in that window are taken in the
--- order they finished; an incident starts at a failed run that follows a completed one
--- (or no run at all) and ends at the next completed run; its recovery time is from the finish of its first failed
--- run to the finish of that completed run. partially_completed runs neither start nor end an incident. A run's
--- finish is the earliest moment it can have finished: the later of modified and finished_after (created +
+-- order they finished; an incident starts at a failed run that follows a completed one (or no run at all) and ends
+-- at the next completed run; its recovery time is from the finish of its first failed run to the finish of that
+-- completed run. partially_completed runs neither start nor end an incident. A run's finish is the earliest moment
+-- it can have finished: the later of finished_at (its modified) and finished_after (created +
 -- duration_min_seconds), so a finish the API did not bump is not taken for an earlier one. An incident older than
 -- the window counts from its first failure inside it.
 -- columns:
 --   collection_ref: the collection; NULL groups the runs that came without one.
---   as_of: the API's clock at the latest load (the latest last_seen_at of the status history; before there is a history, the latest modified).
+--   as_of: the API's clock at the latest load (the latest last_seen_at of the status history; before there is a history, the latest finished_at or created).
 --   failed_runs: failed runs of the collection that finished in the window.
 --   incidents: runs of consecutive failures (each ended by a completed run, or still going on).
 --   recovered_incidents: incidents that a completed run ended.
@@ -23,8 +23,9 @@
 
 with
 
+-- The run index, built first among the marts: a table, far cheaper to scan than stg_runs' view.
 runs as (
-    select * from analytics.stg_runs
+    select * from analytics.run_durations
 ),
 
 finishes as (
@@ -34,7 +35,7 @@ finishes as (
 clock as (
     select coalesce(
         (select max(finishes.last_seen_at) from finishes),
-        (select max(runs.modified) from runs)
+        (select max(coalesce(runs.finished_at, runs.created)) from runs)
     ) as as_of
 ),
 
@@ -43,7 +44,7 @@ outcomes as (
         runs.collection_ref,
         runs.run_id,
         runs.is_failed,
-        greatest(runs.modified, coalesce(runs.finished_after, runs.modified)) as finished_at
+        greatest(runs.finished_at, coalesce(runs.finished_after, runs.finished_at)) as finished_at
     from runs
     where runs.status in ('completed', 'failed')
 ),
@@ -52,7 +53,7 @@ finished as (
     select outcomes.*
     from outcomes
     cross join clock
-    where outcomes.finished_at > clock.as_of - interval '2160 hours'
+    where outcomes.finished_at > clock.as_of - interval '720 hours'
 ),
 
 -- For each failed run, the next completed run of its collection: the failures it shares it with are one incident.
