@@ -23,8 +23,9 @@
 
 with
 
--- The run index, built first among the marts: a table, far cheaper to scan than stg_runs' view.
-runs as (
+-- The run index, built first among the marts: a table, far cheaper to scan than stg_runs' view. Read where it is
+-- used (not materialized): a copy of every run would cost more than the scans.
+runs as not materialized (
     select * from analytics.run_durations
 ),
 
@@ -35,25 +36,31 @@ finishes as (
 clock as (
     select coalesce(
         (select max(finishes.last_seen_at) from finishes),
-        (select max(coalesce(runs.finished_at, runs.created)) from runs)
+        (select greatest(max(runs.finished_at), max(runs.created)) from runs)
     ) as as_of
 ),
 
-outcomes as (
-    select
-        runs.collection_ref,
-        runs.run_id,
-        runs.is_failed,
-        greatest(runs.finished_at, coalesce(runs.finished_after, runs.finished_at)) as finished_at
+-- The window's runs in two parts, each a plain comparison on one column: the scans skip the older row groups.
+recent as (
+    select runs.*
     from runs
-    where runs.status in ('completed', 'failed')
+    cross join clock
+    where runs.status in ('completed', 'failed') and runs.finished_at > clock.as_of - interval '720 hours'
+    union all
+    select runs.*
+    from runs
+    cross join clock
+    where runs.status in ('completed', 'failed') and runs.finished_at <= clock.as_of - interval '720 hours'
+        and runs.finished_after > clock.as_of - interval '720 hours'
 ),
 
 finished as (
-    select outcomes.*
-    from outcomes
-    cross join clock
-    where outcomes.finished_at > clock.as_of - interval '720 hours'
+    select
+        recent.collection_ref,
+        recent.run_id,
+        recent.is_failed,
+        greatest(recent.finished_at, coalesce(recent.finished_after, recent.finished_at)) as finished_at
+    from recent
 ),
 
 -- For each failed run, the next completed run of its collection: the failures it shares it with are one incident.

@@ -35,8 +35,9 @@
 
 with
 
--- The run index, built first among the marts: a table, far cheaper to scan than stg_runs' view.
-runs as (
+-- The run index, built first among the marts: a table, far cheaper to scan than stg_runs' view. Read where it is
+-- used (not materialized): a copy of every run would cost more than the scans.
+runs as not materialized (
     select * from analytics.run_durations
 ),
 
@@ -47,7 +48,7 @@ finishes as (
 clock as (
     select coalesce(
         (select max(finishes.last_seen_at) from finishes),
-        (select max(coalesce(runs.finished_at, runs.created)) from runs)
+        (select greatest(max(runs.finished_at), max(runs.created)) from runs)
     ) as as_of
 ),
 

@@ -43,7 +43,8 @@ runs as (
     select * from analytics.stg_runs
 ),
 
-versions as (
+-- Read twice below, each time where it is used: not materialized, so no copy of the whole history is made.
+versions as not materialized (
     select
         cast(run_id as varchar) as run_id,
         cast(status as varchar) as status,
