@@ -979,7 +979,7 @@ def _exact_section(headline: dict) -> _Section:
         ["exact (modified)", _count(headline["exact_runs"]), _rate(headline["exact_runs"] / terminal),
          _duration(headline["p50_exact_duration_seconds"]), _duration(headline["p95_exact_duration_seconds"])],
         ["observed (no bump)", _count(headline["observed_runs"]), _rate(headline["observed_runs"] / terminal),
-         f"from {_bracket(headline['observed_min_seconds'], headline['observed_max_seconds'])}",
+         f"{_duration(headline['observed_min_seconds'])} to {_duration(headline['observed_max_seconds'])}",
          f"known within {_duration(headline['observed_bracket_seconds'])} on average"],
         ["unknown (modified = created)", _count(headline["unknown_runs"]), _rate(headline["unknown_runs"] / terminal),
          "0 s as reported", "instant, or a finish nobody saw"],
@@ -1021,8 +1021,8 @@ def _queue_section(queues: list[dict]) -> _Section:
 
 def _recovery_section(collections: list[dict]) -> _Section:
     caption = (
-        "from analytics.collection_recovery and analytics.collection_freshness: time to recovery runs from the "
-        "first failure of a run of failures to the next completed run; time since the last completed run is at "
+        "from analytics.collection_recovery and analytics.collection_freshness: time to recovery (runs finished in "
+        "the last 30 days) runs from the first failure of a run of failures to the next completed run; time since the last completed run is at "
         "the API's clock of the latest load. Failing collections first, then the longest without a completion"
     )
     if not collections:

@@ -1,4 +1,4 @@
--- analytics.time_in_status has one row per run and status, for open statuses of listed runs only, each seen for a non-negative time (first_seen_at <= last_seen_at) and current in at most one status.
+-- analytics.time_in_status has one row per run and status, for open statuses only, each seen for a non-negative time (first_seen_at <= last_seen_at) and current in at most one status.
 -- severity: error
 with
 
@@ -24,10 +24,9 @@ offending as (
     from current_statuses
     where statuses > 1
     union all
-    select times.run_id, times.status, 'a terminal status, or a run that is not listed'
+    select times.run_id, times.status, 'a terminal status'
     from analytics.time_in_status as times
-    left join analytics.stg_runs as runs on runs.run_id = times.run_id
-    where runs.run_id is null or coalesce(times.status in ('completed', 'failed', 'partially_completed'), false)
+    where coalesce(times.status in ('completed', 'failed', 'partially_completed'), false)
     union all
     select times.run_id, times.status, 'seen for a negative time'
     from analytics.time_in_status as times
