@@ -3,6 +3,7 @@ never needs it. Checked through make's own dry run (what it would execute) and t
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import tomllib
@@ -15,8 +16,10 @@ NOTEBOOKS_LOCK = REPO / "requirements-notebooks.lock"
 
 def dry_run(target: str, tmp_path: Path, *settings: str) -> list[str]:
     """The commands ``make target`` would run for a fresh checkout (its venv under tmp_path), without running them."""
-    result = subprocess.run(["make", "-n", target, f"VENV={tmp_path / 'venv'}", *settings], cwd=REPO,
-                            capture_output=True, text=True, timeout=60)
+    # As a top-level make, also when the suite runs under `make test` (a sub-make would print its directory).
+    env = {key: value for key, value in os.environ.items() if key not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+    result = subprocess.run(["make", "--no-print-directory", "-n", target, f"VENV={tmp_path / 'venv'}", *settings],
+                            cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     return result.stdout.splitlines()
 
