@@ -7,7 +7,13 @@ STAMP := $(VENV)/.installed
 BI_VENV := .venv-bi
 BI_STAMP := $(BI_VENV)/.installed
 
-.PHONY: demo test bench bench-large bench-scale clean
+# JupyterLab, only for `make notebooks` (the `notebooks` extra, pinned in its own lock): `make test` never needs it.
+NOTEBOOKS_STAMP := $(VENV)/.notebooks-installed
+DEMO_DB := build/demo/unpod_runs.duckdb
+# The notebooks open UNPOD_RUNS_DB when it is set, else the demo's database (made first if missing).
+NOTEBOOKS_DB := $(if $(UNPOD_RUNS_DB),,$(DEMO_DB))
+
+.PHONY: demo test notebooks bench bench-large bench-scale clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "unpod-runs needs Python 3.11 or newer")'
@@ -21,8 +27,19 @@ $(BI_STAMP): requirements-bi.lock
 	$(BI_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-bi.lock
 	@touch $(BI_STAMP)
 
+$(NOTEBOOKS_STAMP): $(STAMP) requirements-notebooks.lock
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.lock -r requirements-notebooks.lock
+	@touch $(NOTEBOOKS_STAMP)
+
 demo: $(STAMP)
 	$(VENV)/bin/unpod-runs demo
+
+$(DEMO_DB): | $(STAMP)
+	$(VENV)/bin/unpod-runs demo
+
+# JUPYTER_ARGS passes options on, e.g. make notebooks JUPYTER_ARGS="--no-browser --port 8890".
+notebooks: $(NOTEBOOKS_STAMP) $(NOTEBOOKS_DB)
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(JUPYTER_ARGS)
 
 test: $(STAMP) $(BI_STAMP)
 	$(PY) -m pytest -q

@@ -149,6 +149,23 @@ def add_load_history(con: duckdb.DuckDBPyConnection, loads: Iterable[dict[str, A
         con.execute(f"insert into unpod.load_history ({columns}) values ({placeholders})", list(load.values()))
 
 
+def add_status_history(con: duckdb.DuckDBPyConnection, sightings: list[tuple[datetime, dict[str, dict]]]) -> None:
+    """unpod.run_status_history as nightly loads would write it, from (the API's clock, ``World.truth()``) per load:
+    every open run is read each night (its version's last_seen_at moves), a terminal one only when it first shows."""
+    versions: dict[tuple, list] = {}
+    for seen_at, truth in sightings:
+        for run_id, item in truth.items():
+            key = (run_id, item.get("status"), utc(item["modified"]))
+            first_last = versions.setdefault(key, [item["space_token"], seen_at, seen_at])
+            if item.get("status") not in TERMINAL:
+                first_last[2] = seen_at
+    con.execute("create table unpod.run_status_history (run_id varchar, space_token varchar, status varchar, "
+                "modified timestamptz, first_seen_at timestamptz, last_seen_at timestamptz)")
+    con.executemany("insert into unpod.run_status_history values (?, ?, ?, ?, ?, ?)",
+                    [[run_id, space, status, modified, first, last]
+                     for (run_id, status, modified), (space, first, last) in versions.items()])
+
+
 def rows_as_dicts(con: duckdb.DuckDBPyConnection, query: str) -> list[dict[str, Any]]:
     cursor = con.execute(query)
     names = [column[0] for column in cursor.description]

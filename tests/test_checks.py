@@ -74,6 +74,13 @@ ERROR_CASES = [
     ("mart_counts_consistent", [], "update analytics.collection_stats set open_runs = open_runs + 1"),
     ("open_runs_match_runs", [], "delete from analytics.open_runs where run_id = 'R4'"),
     ("open_runs_match_runs", [], "insert into analytics.open_runs select * from analytics.open_runs limit 1"),
+    ("time_in_status_consistent", [], "insert into analytics.time_in_status (run_id, status, min_seconds, is_current) "
+     "values ('R1', 'completed', 0, false)"),
+    ("collection_time_in_status_consistent", [], "insert into analytics.collection_time_in_status (collection_ref, "
+     "queued_runs, p50_queued_min_seconds, p50_queued_max_seconds, running_runs) values ('collection_a', 1, 5, 3, 0)"),
+    ("collection_trends_consistent", [], "update analytics.collection_trends set is_failure_regression = true"),
+    ("collection_recovery_consistent", [], "update analytics.collection_recovery set recovered_incidents = incidents + 1"),
+    ("collection_freshness_consistent", [], "delete from analytics.collection_freshness where collection_ref is null"),
 ]
 
 

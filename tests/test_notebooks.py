@@ -8,7 +8,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from conftest_analytics import add_load_history, add_spaces, create_runs_db, rows_from_truth, utc
+from conftest_analytics import add_load_history, add_spaces, add_status_history, create_runs_db, rows_from_truth, utc
 from nbclient import NotebookClient
 
 from unpod_runs.models import build_models
@@ -20,11 +20,16 @@ NAMES = ["01_start_here.ipynb", "02_failure_rates.ipynb", "03_durations.ipynb"]
 
 @pytest.fixture(scope="module")
 def analytics_db(tmp_path_factory) -> Path:
-    """A database like the demo's: runs of a simulated organization, its spaces, one load, the models built."""
-    world = World(seed=3, spaces=4, runs=800, skew=True)
-    world.advance(hours=24, seed=4)
+    """A database like the demo's: runs of a simulated organization, its spaces, the status history of four nightly
+    loads (finishes bumped and silent), the models built."""
+    world = World(seed=3, spaces=4, runs=800, skew=True, open_fraction=0.2)
+    sightings = [(world.now, world.truth())]
+    for night in range(3):
+        world.advance(hours=24, seed=4 + night)
+        sightings.append((world.now, world.truth()))
     path = tmp_path_factory.mktemp("notebooks") / "unpod_runs.duckdb"
     with create_runs_db(path, rows_from_truth(world.truth())) as con:
+        add_status_history(con, sightings)
         add_spaces(con, [{"token": token, "name": world.space(token).get("name")} for token in world.space_tokens()])
         add_load_history(con, [{"load_id": "1", "started_at": utc("2026-11-28T02:00:00"),
                                 "finished_at": utc("2026-11-28T02:00:20"), "outcome": "ok", "full_scan": False}])

@@ -286,3 +286,48 @@ def test_report_of_a_large_database_fetches_aggregates_not_runs(tmp_path):
     for chart, rows in zip([drawn[0], drawn[1], drawn[4]], [15, 15, 12]):
         names = [text for text in chart_text(chart) if text.startswith(("collection_", "(no collection_ref)"))]
         assert len(names) == rows, chart.get("aria-label")
+
+
+def test_report_marks_regressions_and_shows_stuck_runs_exact_durations_and_queue_times(tmp_path):
+    from conftest_analytics import add_status_history, rows_from_truth
+
+    from unpod_runs.sandbox.world import World
+
+    world = World(seed=3, spaces=2, runs=400, open_fraction=0.2)
+    sightings = [(world.now, world.truth())]
+    for night in range(3):
+        world.advance(hours=24, seed=10 + night)
+        sightings.append((world.now, world.truth()))
+    now = world.now
+    # One collection whose failure rate jumps this week, beyond chance: 2 of 40 failed the week before, 14 of 40 now.
+    jump = []
+    for days_ago, failed in ((10, 2), (3, 14)):
+        for index in range(40):
+            created = now - timedelta(days=days_ago, minutes=index)
+            jump.append(run(f"R_jump_{days_ago}_{index}", "failed" if index < failed else "completed",
+                            created.strftime("%Y-%m-%dT%H:%M:%S"),
+                            (created + timedelta(seconds=30)).strftime("%Y-%m-%dT%H:%M:%S"),
+                            collection_ref="collection_jump"))
+    with create_runs_db(tmp_path / "db.duckdb", rows_from_truth(world.truth()) + jump) as con:
+        add_status_history(con, sightings)
+        build_models(con)
+        page = render_report(con)
+        (exact, terminal, observed), = con.execute(
+            "select count(*) filter (where finish_source = 'modified'), count(*) filter (where is_terminal), "
+            "count(*) filter (where finish_source = 'observed') from analytics.run_durations").fetchall()
+        (stuck_run, unchanged), = con.execute(
+            "select run_id, unchanged_for_seconds from analytics.open_runs "
+            "order by unchanged_for_seconds desc nulls last, created, run_id limit 1").fetchall()
+        (queued,) = con.execute("select sum(queued_runs) from analytics.collection_time_in_status").fetchone()
+    assert_self_contained(page)
+    sections = re.findall(r"<h2>(.*?)</h2>", page)
+    assert sections[:3] == ["Runs by status", "Trends: last 7 days against the 7 before", "Stuck runs"]
+    assert {"How many durations are exact", "Queue time and run time", "Recovery and freshness"} <= set(sections)
+    trends = page[page.index("Trends: last 7 days"):page.index("<h2>Stuck runs")]
+    assert 'collection_jump<span class="tag bad">failing more</span>' in trends
+    assert "5.0% <span class=\"worse\">→</span> <strong>35.0%</strong>" in trends
+    assert "Got worse this week: <strong>collection_jump</strong>" in page
+    assert f"<code>{stuck_run}</code>" in page and unchanged >= 3 * 86400
+    assert f"{exact:,} of {terminal:,} durations are exact" in page and observed > 0
+    assert f"{observed:,} finished without the API moving modified" in page
+    assert queued > 0 and "median queued" in page

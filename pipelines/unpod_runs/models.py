@@ -122,8 +122,8 @@ def load_models(sql_dir: Path = SQL_DIR) -> list[Model]:
             if missing:
                 raise ValueError(f"{model.path}: incremental key column {', '.join(missing)} is not a column of "
                                  f"{index.relation}, which tells the builder where each run is")
-        # The run index goes first among the marts: the others are refreshed from what it says.
-        models.sort(key=lambda model: (model.layer != "staging", model.name != RUN_INDEX))
+    # The run index goes first among the marts: the others are refreshed from what it says, or read it whole.
+    models.sort(key=lambda model: (model.layer != "staging", model.name != RUN_INDEX))
     return models
 
 

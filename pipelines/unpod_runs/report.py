@@ -67,18 +67,25 @@ def render_report(con: duckdb.DuckDBPyConnection) -> str:
     latest_load = _one(con, _LATEST_LOAD_SQL)
     collections = _rows(con, "select * from analytics.collection_stats")
     days = _rows(con, _DAYS_SQL)
+    trends = _rows(con, _TRENDS_SQL)
+    stuck = _rows(con, _STUCK_SQL)
     sections = [_status_section(_rows(con, _STATUS_SQL), headline)]
     if headline["runs"]:
         sections += [
+            _trends_section(trends),
+            _stuck_section(stuck, _one(con, _OPEN_SQL)),
             _failure_rate_section(collections, headline["failure_rate"]),
             _duration_section(collections),
             _days_section(days),
             _day_durations_section(days),
             _heatmap_section(_rows(con, _HEATMAP_SQL)),
+            _exact_section(headline),
+            _queue_section(_rows(con, _QUEUE_SQL)),
+            _recovery_section(_rows(con, _RECOVERY_SQL)),
             _tables_section(collections),
             _spaces_section(_rows(con, _SPACES_SQL)),
         ]
-    return _page(headline, latest_load, _highlights(headline, collections), sections)
+    return _page(headline, latest_load, _highlights(headline, collections, trends, stuck), sections)
 
 
 # ---- queries ---------------------------------------------------------------------------------------------------
@@ -93,7 +100,17 @@ runs as (
         count(*) filter (where is_terminal) as terminal_runs,
         count(*) filter (where is_failed) as failed_runs,
         count(*) filter (where not is_terminal) as open_runs,
-        quantile_cont(duration_seconds, [0.5, 0.95]) as duration_quantiles
+        quantile_cont(duration_seconds, [0.5, 0.95]) as duration_quantiles,
+        count(*) filter (where finish_source = 'modified') as exact_runs,
+        count(*) filter (where finish_source = 'observed') as observed_runs,
+        count(*) filter (where finish_source = 'unknown') as unknown_runs,
+        quantile_cont(duration_seconds, [0.5, 0.95]) filter (where finish_source = 'modified')
+            as exact_quantiles,
+        -- the few observed runs: what the loads know of their durations
+        min(duration_min_seconds) filter (where finish_source = 'observed') as observed_min_seconds,
+        max(duration_max_seconds) filter (where finish_source = 'observed') as observed_max_seconds,
+        avg(duration_max_seconds - duration_min_seconds) filter (where finish_source = 'observed')
+            as observed_bracket_seconds
     from analytics.run_durations
 ),
 
@@ -122,6 +139,14 @@ select
     runs.failed_runs / nullif(runs.terminal_runs, 0)::double as failure_rate,
     runs.duration_quantiles[1] as p50_duration_seconds,
     runs.duration_quantiles[2] as p95_duration_seconds,
+    runs.exact_runs,
+    runs.observed_runs,
+    runs.unknown_runs,
+    runs.exact_quantiles[1] as p50_exact_duration_seconds,
+    runs.exact_quantiles[2] as p95_exact_duration_seconds,
+    runs.observed_min_seconds,
+    runs.observed_max_seconds,
+    runs.observed_bracket_seconds,
     strftime(spaces.last_modified at time zone 'UTC', '{_UTC}') as last_modified,
     strftime(collections.first_created at time zone 'UTC', '%Y-%m-%d') as first_day,
     strftime(collections.last_created at time zone 'UTC', '%Y-%m-%d') as last_day
@@ -200,6 +225,66 @@ select
     strftime(last_modified at time zone 'UTC', '{_UTC}') as last_modified
 from analytics.space_stats
 order by total_runs desc, space_token
+limit {TABLE_ROWS}
+"""
+
+
+# Regressions first, then the collections whose failure rate rose most.
+_TRENDS_SQL = """
+select *
+from analytics.collection_trends
+order by is_regression desc, failure_rate_change desc nulls last, p95_exact_change_ratio desc nulls last,
+    collection_ref
+"""
+
+_OPEN_SQL = """
+select
+    count(*) as open_runs,
+    count(*) filter (where unchanged_for_seconds >= 86400) as unchanged_a_day,
+    count(distinct collection_ref) filter (where unchanged_for_seconds >= 86400) as collections_unchanged_a_day
+from analytics.open_runs
+"""
+
+# The runs unchanged longest: the stuck ones. Before the status history knows a run, its time unchanged is unknown.
+_STUCK_SQL = f"""
+select
+    run_id,
+    collection_ref,
+    coalesce(space_name, space_token) as space,
+    status,
+    age_seconds,
+    unchanged_for_seconds,
+    strftime(created at time zone 'UTC', '{_UTC}') as created
+from analytics.open_runs
+order by unchanged_for_seconds desc nulls last, created, run_id
+limit {TABLE_ROWS}
+"""
+
+_QUEUE_SQL = f"""
+select *
+from analytics.collection_time_in_status
+where queued_runs + running_runs + queued_now_runs + running_now_runs + held_now_runs > 0
+order by p50_queued_max_seconds desc nulls last, max_queued_now_seconds desc nulls last, collection_ref
+limit {TABLE_ROWS}
+"""
+
+# Failing collections first, then the ones whose last completion is oldest.
+_RECOVERY_SQL = f"""
+select
+    freshness.collection_ref,
+    freshness.seconds_since_last_completed,
+    freshness.open_runs,
+    recovery.failed_runs,
+    recovery.recovered_incidents,
+    recovery.mean_time_to_recovery_seconds,
+    recovery.max_time_to_recovery_seconds,
+    coalesce(recovery.is_failing_now, false) as is_failing_now,
+    recovery.failures_since_last_completed,
+    strftime(recovery.failing_since at time zone 'UTC', '{_UTC}') as failing_since
+from analytics.collection_freshness as freshness
+left join analytics.collection_recovery as recovery
+    on recovery.collection_ref is not distinct from freshness.collection_ref
+order by is_failing_now desc, freshness.seconds_since_last_completed desc nulls first, freshness.collection_ref
 limit {TABLE_ROWS}
 """
 
@@ -806,10 +891,178 @@ def _spaces_section(spaces: list[dict]) -> _Section:
     return _Section("Spaces", f"the {len(rows)} spaces with the most runs, from analytics.space_stats", table)
 
 
-def _highlights(headline: dict, collections: list[dict]) -> list[str]:
+def _bracket(low: float | None, high: float | None) -> str:
+    """A time known only within bounds, as "low – high" (one value when they agree)."""
+    if low is None and high is None:
+        return "–"
+    if low == high:
+        return _duration(low)
+    return f"{_duration(low)} – {_duration(high)}"
+
+
+def _change(before: str, after: str, worse: bool) -> str:
+    arrow = '<span class="worse">→</span>' if worse else "→"
+    return f"{before} {arrow} {'<strong>' + after + '</strong>' if worse else after}"
+
+
+def _trends_section(trends: list[dict]) -> _Section:
+    regressions = [row for row in trends if row["is_regression"]]
+    caption = (
+        "runs created in the last 7 days (to the API's clock at the latest load) against the 7 days before, from "
+        "analytics.collection_trends. Regression: the failure rate rose by 5 points or more and a two-proportion "
+        "z-test gives z ≥ 1.96 (20+ terminal runs in each week), or the p95 of the exact durations rose by half and "
+        "by 60 s or more (50+ exact durations in each week)"
+    )
+    if not trends:
+        return _Section("Trends: last 7 days against the 7 before", caption,
+                        _empty("No run was created in the last 14 days."))
+    shown = regressions + [row for row in trends if not row["is_regression"]][:max(0, TABLE_ROWS - len(regressions))]
+    rows = []
+    for row in shown:
+        tags = []
+        if row["is_failure_regression"]:
+            tags.append('<span class="tag bad">failing more</span>')
+        if row["is_duration_regression"]:
+            tags.append('<span class="tag bad">slower</span>')
+        rows.append([
+            html.escape(_collection(row["collection_ref"])) + "".join(tags),
+            _change(_rate(row["prior_7d_failure_rate"]), _rate(row["last_7d_failure_rate"]),
+                    row["is_failure_regression"]),
+            f"{_count(row['prior_7d_terminal_runs'])} → {_count(row['last_7d_terminal_runs'])}",
+            _change(_duration(row["prior_7d_p95_exact_duration_seconds"]),
+                    _duration(row["last_7d_p95_exact_duration_seconds"]), row["is_duration_regression"]),
+            f"{_count(row['prior_7d_exact_duration_runs'])} → {_count(row['last_7d_exact_duration_runs'])}",
+        ])
+    headline = (f"<p><strong>{len(regressions)} of {len(trends)} collections got worse.</strong></p>" if regressions
+                else f"<p>No regression among {len(trends)} collections with recent runs.</p>")
+    table = _table(["collection", "failure rate", "terminal runs", "p95 (exact durations)", "exact durations"], rows)
+    return _Section("Trends: last 7 days against the 7 before", caption, headline + table)
+
+
+def _stuck_section(stuck: list[dict], counts: dict) -> _Section:
+    caption = (
+        "the open runs unchanged longest, from analytics.open_runs: age and time unchanged in the API's clock at the "
+        "last load that saw them (unchanged = same status and modified)"
+    )
+    if not stuck:
+        return _Section("Stuck runs", caption, _empty("No run is open."))
+    rows = [
+        [
+            f"<code>{html.escape(row['run_id'] or '–')}</code>",
+            html.escape(_collection(row["collection_ref"])),
+            html.escape(row["space"] or "–"),
+            html.escape(row["status"] or "NULL"),
+            _duration(row["age_seconds"]),
+            f"<strong>{_duration(row['unchanged_for_seconds'])}</strong>",
+        ]
+        for row in stuck
+    ]
+    summary = (
+        f"<p>{_count(counts['open_runs'])} runs are open; <strong>{_count(counts['unchanged_a_day'])} have not "
+        f"changed for a day or more</strong>, in {_count(counts['collections_unchanged_a_day'])} collection(s).</p>"
+    )
+    table = _table(["run", "collection", "space", "status", "age", "unchanged for"], rows, numeric_from=4)
+    return _Section("Stuck runs", caption, summary + table)
+
+
+def _exact_section(headline: dict) -> _Section:
+    terminal = headline["terminal_runs"] or 0
+    caption = (
+        "how far durations can be trusted (finish_source in analytics.run_durations): exact when the API moved "
+        "modified at the finish; observed when a load saw the run open and a later one saw it finished with the "
+        "same modified (the API did not bump it: the duration lies between the two loads); unknown when a run was "
+        "first seen finished with modified = created (an instant run, or a finish nobody saw)"
+    )
+    if not terminal:
+        return _Section("How many durations are exact", caption, _empty("No terminal run yet."))
+    rows = [
+        ["exact (modified)", _count(headline["exact_runs"]), _rate(headline["exact_runs"] / terminal),
+         _duration(headline["p50_exact_duration_seconds"]), _duration(headline["p95_exact_duration_seconds"])],
+        ["observed (no bump)", _count(headline["observed_runs"]), _rate(headline["observed_runs"] / terminal),
+         f"{_duration(headline['observed_min_seconds'])} to {_duration(headline['observed_max_seconds'])}",
+         f"known within {_duration(headline['observed_bracket_seconds'])} on average"],
+        ["unknown (modified = created)", _count(headline["unknown_runs"]), _rate(headline["unknown_runs"] / terminal),
+         "0 s as reported", "instant, or a finish nobody saw"],
+    ]
+    table = _table(["finish", "runs", "share", "p50 / range", "p95 / precision"], rows)
+    note = ("<p class=\"muted\">An observed duration is known only as a range: at least until the last load that "
+            "saw the run open, at most until the first that saw it finished (the hourly schedule makes that an "
+            "hour). The duration charts above use duration_seconds as SPEC defines it (modified − created) for every "
+            "terminal run; collection_stats and daily_run_stats give p50/p95 of the exact ones beside it.</p>")
+    return _Section("How many durations are exact", caption, table + note)
+
+
+def _queue_section(queues: list[dict]) -> _Section:
+    caption = (
+        "time queued (pending, scheduled) apart from time running (running, in_progress), from "
+        "analytics.collection_time_in_status: medians over the runs that left the phase, as a range, since a "
+        "load sees a status only when it runs (nightly: within a day; hourly: within an hour). Runs that started "
+        "and finished between two loads are not here"
+    )
+    if not queues:
+        return _Section("Queue time and run time", caption, _empty("No load has seen a run open yet."))
+    rows = [
+        [
+            html.escape(_collection(row["collection_ref"])),
+            _bracket(row["p50_queued_min_seconds"], row["p50_queued_max_seconds"]),
+            _count(row["queued_runs"]),
+            _bracket(row["p50_running_min_seconds"], row["p50_running_max_seconds"]),
+            _count(row["running_runs"]),
+            _count(row["queued_now_runs"]),
+            _duration(row["max_queued_now_seconds"]),
+            _count(row["held_now_runs"]),
+        ]
+        for row in queues
+    ]
+    table = _table(["collection", "median queued", "runs", "median running", "runs", "queued now",
+                    "longest queued now", "held now"], rows)
+    return _Section("Queue time and run time", caption, table)
+
+
+def _recovery_section(collections: list[dict]) -> _Section:
+    caption = (
+        "from analytics.collection_recovery and analytics.collection_freshness: time to recovery (runs finished in "
+        "the last 30 days) runs from the first failure of a run of failures to the next completed run; time since the last completed run is at "
+        "the API's clock of the latest load. Failing collections first, then the longest without a completion"
+    )
+    if not collections:
+        return _Section("Recovery and freshness", caption, _empty("No collection has runs."))
+    rows = []
+    for row in collections:
+        failing = (f'<span class="tag bad">failing since {html.escape(row["failing_since"])}, '
+                   f'{row["failures_since_last_completed"]:,} failed</span>' if row["is_failing_now"] else "")
+        rows.append([
+            html.escape(_collection(row["collection_ref"])) + failing,
+            _duration(row["seconds_since_last_completed"]) if row["seconds_since_last_completed"] is not None
+            else '<span class="muted">never completed</span>',
+            _duration(row["mean_time_to_recovery_seconds"]),
+            _duration(row["max_time_to_recovery_seconds"]),
+            _count(row["recovered_incidents"]),
+            _count(row["open_runs"]),
+        ])
+    table = _table(["collection", "since last completed", "mean time to recovery", "longest", "recoveries", "open"],
+                   rows)
+    return _Section("Recovery and freshness", caption, table)
+
+
+def _highlights(headline: dict, collections: list[dict], trends: list[dict], stuck: list[dict]) -> list[str]:
     if not headline["runs"]:
         return ["No runs are loaded yet: run <code>unpod-runs load</code> first."]
     notes = []
+    regressions = [row for row in trends if row["is_regression"]]
+    if regressions:
+        names = ", ".join(f"<strong>{html.escape(_collection(row['collection_ref']))}</strong>"
+                          for row in regressions[:5])
+        more = f" and {len(regressions) - 5} more" if len(regressions) > 5 else ""
+        notes.append(f"Got worse this week: {names}{more} (see Trends).")
+    unchanged = [row for row in stuck if (row["unchanged_for_seconds"] or 0) >= 86400]
+    if unchanged:
+        notes.append(
+            f"Stuck the longest: run <code>{html.escape(unchanged[0]['run_id'])}</code> of "
+            f"<strong>{html.escape(_collection(unchanged[0]['collection_ref']))}</strong>, "
+            f"{html.escape(unchanged[0]['status'] or 'NULL')} and unchanged for "
+            f"{_duration(unchanged[0]['unchanged_for_seconds'])}."
+        )
     failing = [row for row in collections if row["failure_rate"] is not None and row["failed_runs"]]
     if failing:
         worst = max(failing, key=lambda row: (row["failure_rate"], row["failed_runs"]))
@@ -826,6 +1079,12 @@ def _highlights(headline: dict, collections: list[dict]) -> list[str]:
         )
     if headline["open_runs"]:
         notes.append(f"{headline['open_runs']:,} runs are still open (not completed, failed or partially completed).")
+    if headline["terminal_runs"]:
+        notes.append(
+            f"{headline['exact_runs']:,} of {headline['terminal_runs']:,} durations are exact "
+            f"({_rate(headline['exact_runs'] / headline['terminal_runs'])}); "
+            f"{headline['observed_runs']:,} finished without the API moving modified and are known only as a range."
+        )
     return notes
 
 
@@ -853,6 +1112,12 @@ def _page(headline: dict, latest_load: dict, highlights: list[str], sections: li
         ),
         _card("p50 duration", _duration(headline["p50_duration_seconds"]), "terminal runs"),
         _card("p95 duration", _duration(headline["p95_duration_seconds"]), "terminal runs"),
+        _card(
+            "Exact durations",
+            _rate(headline["exact_runs"] / headline["terminal_runs"]) if headline["terminal_runs"] else "–",
+            f"{_count(headline['exact_runs'])} of {_count(headline['terminal_runs'])} terminal; "
+            f"p95 {_duration(headline['p95_exact_duration_seconds'])}",
+        ),
         _card("Data as of", html.escape(headline["last_modified"] or "–"), html.escape(load_detail), wide=True),
     ])
     period = (
@@ -908,6 +1173,8 @@ tbody tr:nth-child(even) { background: #fafbfc; }
 .tag { display: inline-block; font-size: 11px; color: var(--muted); border: 1px solid var(--line);
        border-radius: 4px; padding: 0 5px; margin-left: 4px; }
 .tag.warn { color: #8a5a00; border-color: #e3a33b; background: #fff6e0; }
+.tag.bad { color: #9b2c24; border-color: #c8453b; background: #fdecea; font-weight: 600; }
+.worse { color: var(--failed); font-weight: 700; }
 .muted { color: var(--muted); }
 .empty { color: var(--muted); font-style: italic; }
 footer { color: var(--muted); font-size: 12px; margin-top: 24px; }
@@ -931,8 +1198,9 @@ _TEMPLATE = """<!DOCTYPE html>
 <ul class="highlights">{notes}</ul>
 {body}
 <footer>Terminal statuses: completed, failed, partially_completed (partially completed is not a failure).
-Failure rate = failed / terminal runs. Durations are modified − created of terminal runs; p50/p95 are continuous
-quantiles. Days are UTC dates of <code>created</code>. Runs the API no longer lists are left out.
+Failure rate = failed / terminal runs. Durations are modified − created of terminal runs; exact ones are those whose
+finish moved modified (finish_source = modified); p50/p95 are continuous quantiles. Ages and times in status are in
+the API's clock at the latest load. Days are UTC dates of <code>created</code>. Runs the API no longer lists are left out.
 Built from the <code>analytics</code> models of the DuckDB file.</footer>
 </main>
 </body>
