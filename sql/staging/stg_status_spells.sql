@@ -5,6 +5,7 @@
 -- in it before the previous spell was last seen (or before created) nor after the next spell was first seen
 -- (max_seconds). It assumes a run does not go back to a version (status and modified) it had left.
 -- materialized: table
+-- incremental key: run_id
 -- optional source: unpod.run_status_history
 -- columns:
 --   run_id: the run's id.
