@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -52,9 +53,13 @@ def make_env(tmp_path: Path, world: World, server: SandboxServer, **settings: st
     return env
 
 
+# The world of `load_env`: an empty space, a space of one run, and one of several pages (page_size 10).
+DEFAULT_WORLD = {"seed": 11, "spaces": 3, "runs": [0, 1, 57]}
+
+
 @pytest.fixture
 def world() -> World:
-    return World(seed=11, spaces=3, runs=[0, 1, 57])
+    return World(**DEFAULT_WORLD)
 
 
 @pytest.fixture
@@ -63,19 +68,50 @@ def server(world: World):
         yield running
 
 
-@pytest.fixture
-def load_env(tmp_path: Path, world: World, server: SandboxServer, monkeypatch: pytest.MonkeyPatch) -> LoadEnv:
-    """In-process loads read dlt's configuration from the environment, restored after the test."""
-    env = make_env(tmp_path, world, server, page_size="10")
+def _point_dlt_at(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
     for key in list(os.environ):
         if key.startswith(("SOURCES__", "DLT_")):
             monkeypatch.delenv(key)
     for key, value in env.items():
         if key.startswith(("SOURCES__", "DLT_")):
             monkeypatch.setenv(key, value)
+
+
+@pytest.fixture
+def load_env(tmp_path: Path, world: World, server: SandboxServer, monkeypatch: pytest.MonkeyPatch) -> LoadEnv:
+    """In-process loads read dlt's configuration from the environment, restored after the test."""
+    env = make_env(tmp_path, world, server, page_size="10")
+    _point_dlt_at(env, monkeypatch)
     data = tmp_path / "data"
     data.mkdir()
     return LoadEnv(db=data / "unpod_runs.duckdb", env=env, world=world, server=server)
+
+
+@pytest.fixture(scope="session")
+def night_one(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`load_env`'s world after its first load, built once per test run: the published database, the working copy
+    and dlt's folder, which `after_night_one` copies into each test that starts from there."""
+    from unpod_runs.load import run_load
+
+    root = tmp_path_factory.mktemp("night_one")
+    world = World(**DEFAULT_WORLD)
+    with SandboxServer(world) as server, pytest.MonkeyPatch.context() as monkeypatch:
+        _point_dlt_at(make_env(root, world, server, page_size="10"), monkeypatch)
+        (root / "data").mkdir()
+        summary = run_load(root / "data" / "unpod_runs.duckdb")
+    assert summary.exit_code == 0, summary.render()
+    return root
+
+
+@pytest.fixture
+def after_night_one(load_env: LoadEnv, night_one: Path) -> LoadEnv:
+    """`load_env` after a first load (``run_load(load_env.db)``), copied from the template instead of loaded again:
+    the next load is a night two, incremental, exactly as after a load of its own. Use it as
+    ``@pytest.mark.usefixtures("after_night_one")`` on a test of `load_env` whose first step was that load. The
+    sandbox served none of it (its counts start at zero), and the history's times are the template's."""
+    shutil.copytree(night_one / "data", load_env.db.parent, dirs_exist_ok=True)
+    shutil.copytree(night_one / "dlt", load_env.env["DLT_DATA_DIR"])
+    return load_env
 
 
 def stored_runs(db: Path) -> dict[str, dict]:
