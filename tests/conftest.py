@@ -87,30 +87,50 @@ def load_env(tmp_path: Path, world: World, server: SandboxServer, monkeypatch: p
     return LoadEnv(db=data / "unpod_runs.duckdb", env=env, world=world, server=server)
 
 
-@pytest.fixture(scope="session")
-def night_one(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """`load_env`'s world after its first load, built once per test run: the published database, the working copy
-    and dlt's folder, which `after_night_one` copies into each test that starts from there."""
-    from unpod_runs.load import run_load
+class NightOne:
+    """Databases after a first load, each built once per test run for a world and its settings, and copied into
+    the tests that start from there instead of loading again: the published file, the working copy and dlt's
+    folder, so the test's next load is a night two, incremental, exactly as after a load of its own. The sandbox
+    of the test served none of it (its request counts start at zero)."""
 
-    root = tmp_path_factory.mktemp("night_one")
-    world = World(**DEFAULT_WORLD)
-    with SandboxServer(world) as server, pytest.MonkeyPatch.context() as monkeypatch:
-        _point_dlt_at(make_env(root, world, server, page_size="10"), monkeypatch)
-        (root / "data").mkdir()
-        summary = run_load(root / "data" / "unpod_runs.duckdb")
-    assert summary.exit_code == 0, summary.render()
-    return root
+    DB_NAME = "unpod_runs.duckdb"
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._built: dict[str, Path] = {}
+
+    def copy_into(self, db: Path, dlt_dir: Path, world: dict, **settings: str) -> None:
+        assert db.name == self.DB_NAME, f"a template is copied as {self.DB_NAME}"
+        template = self._template(world, settings)
+        shutil.copytree(template / "data", db.parent, dirs_exist_ok=True)
+        shutil.copytree(template / "dlt", dlt_dir)
+
+    def _template(self, world: dict, settings: dict[str, str]) -> Path:
+        from unpod_runs.load import run_load
+
+        key = repr((sorted(world.items()), sorted(settings.items())))
+        if key not in self._built:
+            root = self.root / f"template_{len(self._built)}"
+            (root / "data").mkdir(parents=True)
+            served = World(**world)
+            with SandboxServer(served) as server, pytest.MonkeyPatch.context() as monkeypatch:
+                _point_dlt_at(make_env(root, served, server, **settings), monkeypatch)
+                summary = run_load(root / "data" / self.DB_NAME)
+            assert summary.exit_code == 0, summary.render()
+            self._built[key] = root
+        return self._built[key]
+
+
+@pytest.fixture(scope="session")
+def night_one(tmp_path_factory: pytest.TempPathFactory) -> NightOne:
+    return NightOne(tmp_path_factory.mktemp("night_one"))
 
 
 @pytest.fixture
-def after_night_one(load_env: LoadEnv, night_one: Path) -> LoadEnv:
-    """`load_env` after a first load (``run_load(load_env.db)``), copied from the template instead of loaded again:
-    the next load is a night two, incremental, exactly as after a load of its own. Use it as
-    ``@pytest.mark.usefixtures("after_night_one")`` on a test of `load_env` whose first step was that load. The
-    sandbox served none of it (its counts start at zero), and the history's times are the template's."""
-    shutil.copytree(night_one / "data", load_env.db.parent, dirs_exist_ok=True)
-    shutil.copytree(night_one / "dlt", load_env.env["DLT_DATA_DIR"])
+def after_night_one(load_env: LoadEnv, night_one: NightOne) -> LoadEnv:
+    """`load_env` after its first load (``run_load(load_env.db)``), from a template. Use it as
+    ``@pytest.mark.usefixtures("after_night_one")`` on a test of `load_env` whose first step was that load."""
+    night_one.copy_into(load_env.db, Path(load_env.env["DLT_DATA_DIR"]), DEFAULT_WORLD, page_size="10")
     return load_env
 
 
