@@ -12,6 +12,7 @@ import pytest
 from conftest import as_utc
 from unpod_runs.config import UnpodSettings
 from unpod_runs.errors import ConfigError
+from unpod_runs.incremental import OPEN_RUNS_SCHEMA
 from unpod_runs.records import RUNS_SCHEMA
 from unpod_runs.sandbox.server import SandboxServer
 from unpod_runs.sandbox.world import World
@@ -41,6 +42,9 @@ def test_the_source_declares_its_tables_keys_and_dispositions_without_a_request(
     runs = source.selected_resources["runs"].compute_table_schema()["columns"]
     assert list(runs) == RUNS_SCHEMA.names, "the run columns are the run schema's, in its order"
     assert runs["modified"]["dedup_sort"] == "desc", "a run served twice in one load keeps its latest version"
+    cursor = source.selected_resources["run_cursor"].compute_table_schema()["columns"]
+    assert list(cursor) == ["run_id", "space_token", *OPEN_RUNS_SCHEMA.names[1:], "closed"]
+    assert cursor["closed"]["hard_delete"], "a run that is no longer open leaves the cursor"
 
 
 def test_the_source_defaults_are_the_configured_defaults():

@@ -66,11 +66,16 @@ log = logging.getLogger(__name__)
 
 CHUNK_ROWS = 50_000
 MERGE = {"disposition": "merge", "strategy": "delete-insert"}
-# dlt's name for each Arrow type of the run schema (records.py), which is the one definition of a run's columns.
+# dlt's name for each Arrow type of the schemas that define the rows (records.py, incremental.py).
 _DLT_TYPES = {pa.string(): "text", pa.int64(): "bigint", TIMESTAMP: "timestamp"}
-RUN_COLUMNS = {
-    field.name: {"data_type": _DLT_TYPES[field.type], "nullable": field.nullable} for field in RUNS_SCHEMA
-}
+
+
+def _columns(schema: pa.Schema) -> dict[str, dict]:
+    """dlt's column hints for an Arrow schema, in its order."""
+    return {field.name: {"data_type": _DLT_TYPES[field.type], "nullable": field.nullable} for field in schema}
+
+
+RUN_COLUMNS = _columns(RUNS_SCHEMA)
 # Offset paging over live data can serve a run twice in one load: its latest version wins.
 RUN_COLUMNS["modified"]["dedup_sort"] = "desc"
 REJECTED_COLUMNS = {
@@ -83,14 +88,11 @@ REJECTED_COLUMNS = {
     "seen_at": {"data_type": "timestamp", "dedup_sort": "desc"},
 }
 
+# An open run of the cursor (incremental.py) with its space; a row marked closed is deleted by the merge.
 CURSOR_COLUMNS = {
     "run_id": {"data_type": "text", "nullable": False},
     "space_token": {"data_type": "text"},
-    "rank": {"data_type": "bigint"},
-    "status": {"data_type": "text"},
-    "modified": {"data_type": "timestamp"},
-    "slack": {"data_type": "bigint"},
-    "first_seen_at": {"data_type": "timestamp"},
+    **{name: hints for name, hints in _columns(OPEN_RUNS_SCHEMA).items() if name != "run_id"},
     "closed": {"data_type": "bool", "hard_delete": True},
 }
 CURSOR_TABLE = "run_cursor"
