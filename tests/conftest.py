@@ -89,8 +89,8 @@ def load_env(tmp_path: Path, world: World, server: SandboxServer, monkeypatch: p
 
 class NightOne:
     """Databases after a first load, each built once per test run for a world and its settings, and copied into
-    the tests that start from there instead of loading again: the published file, the working copy and dlt's
-    folder, so the test's next load is a night two, incremental, exactly as after a load of its own. The sandbox
+    the tests that start from there instead of loading again: the published file and its report, the working copy
+    and dlt's folder, so the test's next load is a night two, incremental, exactly as after a load of its own. The sandbox
     of the test served none of it (its request counts start at zero)."""
 
     DB_NAME = "unpod_runs.duckdb"
@@ -115,7 +115,8 @@ class NightOne:
             served = World(**world)
             with SandboxServer(served) as server, pytest.MonkeyPatch.context() as monkeypatch:
                 _point_dlt_at(make_env(root, served, server, **settings), monkeypatch)
-                summary = run_load(root / "data" / self.DB_NAME)
+                db = root / "data" / self.DB_NAME
+                summary = run_load(db, report_path=db.with_name("report.html"))  # as `unpod-runs load` does
             assert summary.exit_code == 0, summary.render()
             self._built[key] = root
         return self._built[key]
@@ -128,8 +129,8 @@ def night_one(tmp_path_factory: pytest.TempPathFactory) -> NightOne:
 
 @pytest.fixture
 def after_night_one(load_env: LoadEnv, night_one: NightOne) -> LoadEnv:
-    """`load_env` after its first load (``run_load(load_env.db)``), from a template. Use it as
-    ``@pytest.mark.usefixtures("after_night_one")`` on a test of `load_env` whose first step was that load."""
+    """`load_env` after its first load (``run_load(load_env.db)`` or ``load_env.cli("load")``), from a template. Use
+    it as ``@pytest.mark.usefixtures("after_night_one")`` on a test of `load_env` whose first step was that load."""
     night_one.copy_into(load_env.db, Path(load_env.env["DLT_DATA_DIR"]), DEFAULT_WORLD, page_size="10")
     return load_env
 

@@ -341,8 +341,8 @@ def test_a_clean_night_is_ok_in_the_history_too(load_env: LoadEnv):
     assert history(load_env.db) == [("ok", 0, 0)]
 
 
+@pytest.mark.usefixtures("after_night_one")
 def test_a_failed_publish_leaves_no_copy_and_no_report_of_unpublished_data(load_env: LoadEnv):
-    assert load_env.cli("load").returncode == 0
     report = load_env.db.with_name("report.html")
     last_night = report.read_text()
     published = load_env.db.read_bytes()
