@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -52,9 +53,13 @@ def make_env(tmp_path: Path, world: World, server: SandboxServer, **settings: st
     return env
 
 
+# The world of `load_env`: an empty space, a space of one run, and one of several pages (page_size 10).
+DEFAULT_WORLD = {"seed": 11, "spaces": 3, "runs": [0, 1, 57]}
+
+
 @pytest.fixture
 def world() -> World:
-    return World(seed=11, spaces=3, runs=[0, 1, 57])
+    return World(**DEFAULT_WORLD)
 
 
 @pytest.fixture
@@ -63,19 +68,71 @@ def server(world: World):
         yield running
 
 
-@pytest.fixture
-def load_env(tmp_path: Path, world: World, server: SandboxServer, monkeypatch: pytest.MonkeyPatch) -> LoadEnv:
-    """In-process loads read dlt's configuration from the environment, restored after the test."""
-    env = make_env(tmp_path, world, server, page_size="10")
+def _point_dlt_at(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
     for key in list(os.environ):
         if key.startswith(("SOURCES__", "DLT_")):
             monkeypatch.delenv(key)
     for key, value in env.items():
         if key.startswith(("SOURCES__", "DLT_")):
             monkeypatch.setenv(key, value)
+
+
+@pytest.fixture
+def load_env(tmp_path: Path, world: World, server: SandboxServer, monkeypatch: pytest.MonkeyPatch) -> LoadEnv:
+    """In-process loads read dlt's configuration from the environment, restored after the test."""
+    env = make_env(tmp_path, world, server, page_size="10")
+    _point_dlt_at(env, monkeypatch)
     data = tmp_path / "data"
     data.mkdir()
     return LoadEnv(db=data / "unpod_runs.duckdb", env=env, world=world, server=server)
+
+
+class NightOne:
+    """Databases after a first load, each built once per test run for a world and its settings, and copied into
+    the tests that start from there instead of loading again: the published file and its report, the working copy
+    and dlt's folder, so the test's next load is a night two, incremental, exactly as after a load of its own. The sandbox
+    of the test served none of it (its request counts start at zero)."""
+
+    DB_NAME = "unpod_runs.duckdb"
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._built: dict[str, Path] = {}
+
+    def copy_into(self, db: Path, dlt_dir: Path, world: dict, **settings: str) -> None:
+        assert db.name == self.DB_NAME, f"a template is copied as {self.DB_NAME}"
+        template = self._template(world, settings)
+        shutil.copytree(template / "data", db.parent, dirs_exist_ok=True)
+        shutil.copytree(template / "dlt", dlt_dir)
+
+    def _template(self, world: dict, settings: dict[str, str]) -> Path:
+        from unpod_runs.load import run_load
+
+        key = repr((sorted(world.items()), sorted(settings.items())))
+        if key not in self._built:
+            root = self.root / f"template_{len(self._built)}"
+            (root / "data").mkdir(parents=True)
+            served = World(**world)
+            with SandboxServer(served) as server, pytest.MonkeyPatch.context() as monkeypatch:
+                _point_dlt_at(make_env(root, served, server, **settings), monkeypatch)
+                db = root / "data" / self.DB_NAME
+                summary = run_load(db, report_path=db.with_name("report.html"))  # as `unpod-runs load` does
+            assert summary.exit_code == 0, summary.render()
+            self._built[key] = root
+        return self._built[key]
+
+
+@pytest.fixture(scope="session")
+def night_one(tmp_path_factory: pytest.TempPathFactory) -> NightOne:
+    return NightOne(tmp_path_factory.mktemp("night_one"))
+
+
+@pytest.fixture
+def after_night_one(load_env: LoadEnv, night_one: NightOne) -> LoadEnv:
+    """`load_env` after its first load (``run_load(load_env.db)`` or ``load_env.cli("load")``), from a template. Use
+    it as ``@pytest.mark.usefixtures("after_night_one")`` on a test of `load_env` whose first step was that load."""
+    night_one.copy_into(load_env.db, Path(load_env.env["DLT_DATA_DIR"]), DEFAULT_WORLD, page_size="10")
+    return load_env
 
 
 def stored_runs(db: Path) -> dict[str, dict]:

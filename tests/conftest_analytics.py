@@ -14,34 +14,21 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import duckdb
+import pyarrow as pa
 
 from unpod_runs import history
+from unpod_runs.records import RUNS_SCHEMA, TIMESTAMP
 
 TERMINAL = {"completed", "failed", "partially_completed"}
 
-# No constraints, as dlt creates it: the data checks must see a NULL or repeated run_id to be tested.
-RUNS_DDL = """
-create table unpod.runs (
-    run_id varchar,
-    space_token varchar,
-    collection_ref varchar,
-    run_mode varchar,
-    status varchar,
-    batch_count bigint,
-    created timestamptz,
-    modified timestamptz,
-    space_id varchar,
-    "user" varchar,
-    thread_id varchar,
-    deleted_at timestamptz,
-    _dlt_load_id varchar,
-    _dlt_id varchar
-)
-"""
-RUN_COLUMNS = (
-    "run_id", "space_token", "collection_ref", "run_mode", "status", "batch_count", "created", "modified",
-    "space_id", "user", "thread_id", "deleted_at", "_dlt_load_id", "_dlt_id",
-)
+# The run schema (records.py) as dlt creates the table: no constraints, so the data checks must see a NULL or repeated
+# run_id to be tested, and dlt's own columns after the run's.
+_DUCKDB_TYPES = {pa.string(): "varchar", pa.int64(): "bigint", TIMESTAMP: "timestamptz"}
+RUN_COLUMNS = (*RUNS_SCHEMA.names, "_dlt_load_id", "_dlt_id")
+RUNS_DDL = "create table unpod.runs (\n" + ",\n".join(
+    [f'    "{field.name}" {_DUCKDB_TYPES[field.type]}' for field in RUNS_SCHEMA]
+    + ["    _dlt_load_id varchar", "    _dlt_id varchar"]
+) + "\n)"
 
 SPACES_DDL = """
 create table unpod.spaces (

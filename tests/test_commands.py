@@ -9,6 +9,7 @@ from datetime import timezone
 from pathlib import Path
 
 import duckdb
+import pytest
 
 from conftest import REPO, LoadEnv, as_utc, assert_matches_truth, stored_runs
 from unpod_runs.demo import DEMO_RUNS, DEMO_SEED, DEMO_SPACES
@@ -103,8 +104,8 @@ def test_load_of_one_space_reads_and_stores_only_that_space(load_env: LoadEnv):
     assert_matches_truth(load_env.db, world)
 
 
+@pytest.mark.usefixtures("after_night_one")
 def test_models_rebuilds_and_publishes_the_analytics_of_what_is_stored(load_env: LoadEnv):
-    assert load_env.cli("load").returncode == 0
     before = rows(load_env.db, "select * from analytics.space_stats order by space_token")
     with duckdb.connect(str(load_env.db)) as con:
         # What the command must rebuild: a model gone from the published file.

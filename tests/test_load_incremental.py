@@ -6,6 +6,7 @@ import math
 import shutil
 
 import duckdb
+import pytest
 
 from conftest import LoadEnv, as_utc, assert_matches_truth, stored_runs
 from unpod_runs.load import run_load
@@ -41,8 +42,8 @@ def test_first_load_of_empty_single_exact_and_many_page_spaces(load_env: LoadEnv
     assert load_env.server.count("runs", space=many) <= 8
 
 
+@pytest.mark.usefixtures("after_night_one")
 def test_unchanged_world_costs_one_request_per_space(load_env: LoadEnv):
-    run_load(load_env.db)
     open_pages = _pages_holding_open_runs(load_env.world)
     load_env.server.reset_counts()
 
@@ -57,9 +58,9 @@ def test_unchanged_world_costs_one_request_per_space(load_env: LoadEnv):
     assert summary.runs_new == 0
 
 
+@pytest.mark.usefixtures("after_night_one")
 def test_night_of_new_runs_and_status_changes(load_env: LoadEnv):
     world = load_env.world
-    run_load(load_env.db)
     before = stored_runs(load_env.db)
     big = max(world.space_tokens(), key=lambda token: len(world.runs(token)))
     open_runs = [run["run_id"] for run in world.runs(big) if run["status"] not in TERMINAL]
@@ -93,9 +94,9 @@ def test_night_of_new_runs_and_status_changes(load_env: LoadEnv):
     assert _runs_asked_for(load_env.server, big) <= budget * PAGE_SIZE
 
 
+@pytest.mark.usefixtures("after_night_one")
 def test_space_added_later_with_only_old_runs(load_env: LoadEnv):
     world = load_env.world
-    run_load(load_env.db)
     late = world.add_space(runs=35, age_days=400)
 
     summary = run_load(load_env.db)
@@ -146,9 +147,9 @@ def test_transient_faults_on_fifteen_percent_of_requests(tmp_path, monkeypatch):
     assert_matches_truth(db, world)
 
 
+@pytest.mark.usefixtures("after_night_one")
 def test_full_scan_marks_unlisted_runs_deleted_and_clears_when_they_return(load_env: LoadEnv):
     world = load_env.world
-    run_load(load_env.db)
     token = max(world.space_tokens(), key=lambda space: len(world.runs(space)))
     gone = world.runs(token)[5]
     world.delete_run(gone["run_id"])
@@ -199,9 +200,9 @@ def _env(tmp_path, monkeypatch, world: World, server: SandboxServer):
     return data / "unpod_runs.duckdb"
 
 
+@pytest.mark.usefixtures("after_night_one")
 def test_new_runs_with_backdated_created_still_land(load_env: LoadEnv):
     world = load_env.world
-    run_load(load_env.db)
     token = max(world.space_tokens(), key=lambda space: len(world.runs(space)))
     backdated = [
         world.add_raw_run(token, {"run_id": f"R{index:032x}", "status": "completed", "collection_ref": "collection_data_old",
@@ -215,9 +216,9 @@ def test_new_runs_with_backdated_created_still_land(load_env: LoadEnv):
     assert_matches_truth(load_env.db, world)
 
 
+@pytest.mark.usefixtures("after_night_one")
 def test_open_run_found_after_deletions_move_it(load_env: LoadEnv):
     world = load_env.world
-    run_load(load_env.db)
     token = max(world.space_tokens(), key=lambda space: len(world.runs(space)))
     listing = world.runs(token)
     open_index = max(index for index, run in enumerate(listing) if run["status"] not in TERMINAL)
@@ -267,12 +268,12 @@ def test_an_organization_whose_spaces_are_all_empty_loads_cleanly(tmp_path, monk
     assert_matches_truth(db, world)
 
 
+@pytest.mark.usefixtures("after_night_one")
 def test_a_cursor_of_the_first_format_is_moved_to_the_cursor_table(load_env: LoadEnv):
     """The first format kept every open run in dlt's state: the next load reads them there and writes the table."""
     from unpod_runs.load import _open_pipeline
 
     world = load_env.world
-    run_load(load_env.db)
     workspace = Workspace.for_db(load_env.db)
     with duckdb.connect(str(workspace.work_db)) as con:
         tracked = con.execute("select run_id, space_token, rank, status, modified from unpod.run_cursor").fetchall()

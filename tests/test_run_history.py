@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import shutil
 from datetime import timedelta
+from pathlib import Path
 from typing import Callable
 
 import duckdb
 import pytest
 
-from conftest import LoadEnv, as_utc
+from conftest import LoadEnv, NightOne, as_utc
 from unpod_runs.client import UnpodClient
 from unpod_runs.load import run_load
 from unpod_runs.models import SCHEMA, build_models, build_state
@@ -20,9 +21,12 @@ from unpod_runs.sandbox.world import TERMINAL_STATUSES, World
 NIGHTS = 5
 
 
+HISTORY_WORLD = {"seed": 7, "runs": [300, 120, 0], "open_fraction": 0.25}
+
+
 @pytest.fixture
 def world() -> World:
-    return World(seed=7, runs=[300, 120, 0], open_fraction=0.25)
+    return World(**HISTORY_WORLD)
 
 
 def history(db) -> dict[tuple, tuple]:
@@ -32,14 +36,18 @@ def history(db) -> dict[tuple, tuple]:
     return {(run_id, status, modified): (first, last, space) for run_id, status, modified, first, last, space in rows}
 
 
-def nights(load_env: LoadEnv, after_each: Callable[[int], None] = lambda night: None) -> list[tuple]:
-    """Loads NIGHTS nights; between them the world moves on and some open runs finish by hand, bumped or not.
+def nights(load_env: LoadEnv, night_one: NightOne,
+           after_each: Callable[[int], None] = lambda night: None) -> list[tuple]:
+    """Loads NIGHTS nights, the first from a template; between them the world moves on and some open runs finish by
+    hand, bumped or not. The sandbox's Date is the world's clock, so the template's history is this world's.
 
     Returns (the world's clock at each load, the truth it served then)."""
     world = load_env.world
     seen = []
     for night in range(NIGHTS):
-        if night:
+        if not night:
+            night_one.copy_into(load_env.db, Path(load_env.env["DLT_DATA_DIR"]), HISTORY_WORLD, page_size="10")
+        else:
             world.advance(hours=24, finish_fraction=0.3)
             open_runs = sorted(run_id for run_id, run in world.truth().items()
                                if run["status"] not in TERMINAL_STATUSES)
@@ -48,8 +56,8 @@ def nights(load_env: LoadEnv, after_each: Callable[[int], None] = lambda night: 
             world.advance(hours=1, new_runs=0, finish_fraction=0)
             world.set_status(open_runs[1], "completed", bump_modified=False)
             world.set_status(open_runs[2], "failed", bump_modified=True)
-        summary = run_load(load_env.db)
-        assert summary.exit_code == 0, summary.render()
+            summary = run_load(load_env.db)
+            assert summary.exit_code == 0, summary.render()
         seen.append((world.now, world.truth()))
         after_each(night)
     return seen
@@ -63,8 +71,8 @@ def test_runs_page_carries_the_api_date(world: World, server: SandboxServer):
     assert client.runs_page(token, 1, 5).date == world.now
 
 
-def test_history_holds_every_version_a_load_saw_with_its_api_dates(load_env: LoadEnv):
-    seen = nights(load_env)
+def test_history_holds_every_version_a_load_saw_with_its_api_dates(load_env: LoadEnv, night_one: NightOne):
+    seen = nights(load_env, night_one)
     stored = history(load_env.db)
 
     expected: dict[tuple, list] = {}
@@ -101,8 +109,8 @@ def test_first_load_seeds_the_history_and_a_full_scan_keeps_first_seen(load_env:
     assert world.now - first_night == timedelta(hours=24)
 
 
-def test_every_duration_bracket_holds_the_true_finish_and_every_finish_source_is_right(load_env: LoadEnv):
-    seen = nights(load_env)
+def test_every_duration_bracket_holds_the_true_finish_and_every_finish_source_is_right(load_env: LoadEnv, night_one: NightOne):
+    seen = nights(load_env, night_one)
     finishes = load_env.world.finishes()
     with duckdb.connect(str(load_env.db), read_only=True) as con:
         cursor = con.execute("select * from analytics.run_durations")
@@ -151,7 +159,7 @@ def analytics_snapshot(con: duckdb.DuckDBPyConnection) -> dict[str, list[tuple]]
     return {name: sorted(con.execute(f"select * from {SCHEMA}.{name}").fetchall(), key=repr) for name in relations}
 
 
-def test_nightly_refresh_with_history_equals_a_full_build(load_env: LoadEnv, tmp_path):
+def test_nightly_refresh_with_history_equals_a_full_build(load_env: LoadEnv, night_one: NightOne, tmp_path):
     kinds = []
 
     def compare(night: int) -> None:
@@ -163,12 +171,12 @@ def test_nightly_refresh_with_history_equals_a_full_build(load_env: LoadEnv, tmp
             build_models(con)
             assert refreshed == analytics_snapshot(con), f"night {night}"
 
-    nights(load_env, compare)
+    nights(load_env, night_one, compare)
     assert "incremental" in kinds
 
 
-def test_open_runs_lists_every_open_run_with_its_age_in_the_api_clock(load_env: LoadEnv):
-    seen = nights(load_env)
+def test_open_runs_lists_every_open_run_with_its_age_in_the_api_clock(load_env: LoadEnv, night_one: NightOne):
+    seen = nights(load_env, night_one)
     now, truth = seen[-1]
     with duckdb.connect(str(load_env.db), read_only=True) as con:
         cursor = con.execute("select * from analytics.open_runs")

@@ -19,7 +19,7 @@ from typing import Any
 
 import duckdb
 
-from unpod_runs.models import SQL_DIR
+from unpod_runs.models import SQL_DIR, split_header
 
 logger = logging.getLogger(__name__)
 
@@ -101,19 +101,13 @@ def format_check_failures(results: list[CheckResult]) -> str:
 
 
 def _parse_check(path: Path) -> Check:
-    lines = path.read_text(encoding="utf-8").strip().splitlines()
-    header = []
-    for line in lines:
-        if not line.startswith("--"):
-            break
-        header.append(line[2:].strip())
+    header, query = split_header(path.read_text(encoding="utf-8"))
     severities = [line.split(":", 1)[1].strip() for line in header if line.startswith("severity:")]
     description = " ".join(line for line in header if line and not line.startswith("severity:"))
     if len(severities) != 1 or severities[0] not in SEVERITIES:
         raise ValueError(f"{path}: needs exactly one '-- severity: error' or '-- severity: warn' line")
     if not description:
         raise ValueError(f"{path}: needs a leading comment saying what the check asserts")
-    query = "\n".join(lines[len(header):]).strip().rstrip(";").strip()
     return Check(name=path.stem, severity=severities[0], description=description, query=query)
 
 

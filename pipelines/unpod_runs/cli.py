@@ -38,11 +38,10 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     load = _command(commands, "load", cmd_load, "the nightly job: extract, load, build the models, check, publish")
-    load.epilog = (
-        "exit codes: 0 every space loaded; 1 some spaces failed or items were rejected (the rest is loaded and "
-        "published); 2 configuration or token refused (nothing changed); 3 another load of this database runs. "
-        "example: SOURCES__UNPOD__ORG_HANDLE=acme unpod-runs load --db data/unpod_runs.duckdb"
-    )
+    if _command_name(argv) == "load":  # only its own --help shows the epilog
+        from .outcomes import exit_codes_help
+
+        load.epilog = f"{exit_codes_help()} example: SOURCES__UNPOD__ORG_HANDLE=acme unpod-runs load --db data/unpod_runs.duckdb"
     load.add_argument("--space", action="append", metavar="TOKEN", help="load only this space (repeatable)")
     load.add_argument("--full-scan", action="store_true", help="re-read every page (weekly reconciliation)")
     load.add_argument("--report", type=Path, help="where to write the HTML report (default: beside --db)")
@@ -97,9 +96,10 @@ def _verbose_option(parser: argparse.ArgumentParser, default: object = argparse.
 
 
 def cmd_load(args: argparse.Namespace) -> int:
-    """Exit 0: every space loaded; 1: some failed; 2: configuration or token refused; 3: another load runs."""
-    from .client import AuthError, ConfigError
-    from .load import EXIT_CONFIG, EXIT_LOCKED, EXIT_SPACES_FAILED, LoadFailed, run_load
+    """Run one load; its exit code follows ``outcomes.py``."""
+    from .errors import AuthError, ConfigError
+    from .load import LoadFailed, run_load
+    from .outcomes import EXIT_CONFIG, EXIT_LOCKED, EXIT_SPACES_FAILED
     from .workspace import LockBusy, PublishFailed
 
     report = args.report or args.db.with_name("report.html")
@@ -135,7 +135,8 @@ def cmd_models(args: argparse.Namespace) -> int:
         return 0
     import duckdb
 
-    from .load import EXIT_LOCKED, build_analytics
+    from .load import build_analytics
+    from .outcomes import EXIT_LOCKED, EXIT_SPACES_FAILED
     from .workspace import WRITER_CONFIG, LoadLock, LockBusy, PublishFailed, Workspace
 
     try:
@@ -149,9 +150,9 @@ def cmd_models(args: argparse.Namespace) -> int:
     except LockBusy as exc:
         return _fail(str(exc), EXIT_LOCKED)
     except PublishFailed as exc:
-        return _fail(str(exc), 1)
+        return _fail(str(exc), EXIT_SPACES_FAILED)
     if problems:
-        return _fail(f"data checks failed:\n{problems}", 1)
+        return _fail(f"data checks failed:\n{problems}", EXIT_SPACES_FAILED)
     print(f"models built and checked in {args.db}")
     return 0
 

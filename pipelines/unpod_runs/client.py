@@ -41,6 +41,8 @@ import certifi
 import orjson
 import urllib3
 
+from .errors import AuthError, ConfigError, RequestFailed, SpaceError, UnpodError
+
 log = logging.getLogger(__name__)
 
 AUTH_STATUSES = frozenset({401, 403})
@@ -52,26 +54,11 @@ SPACE_REFUSALS = {
 }
 UNKNOWN_206_ATTEMPTS = 2
 API_ROOT_HINT = "check SOURCES__UNPOD__BASE_URL (the API root, like https://unpod.ai/api/v2/platform/)"
-
-
-class UnpodError(Exception):
-    """Anything the API did that the pipeline cannot use."""
-
-
-class ConfigError(UnpodError):
-    """Bad or missing configuration (a wrong base URL too): nothing is loaded."""
-
-
-class AuthError(UnpodError):
-    """The API refused the token (401/403): no space can be loaded with it."""
-
-
-class SpaceError(UnpodError):
-    """One space cannot be read: unknown, no access, or an answer the pipeline does not know."""
-
-
-class RequestFailed(UnpodError):
-    """A request still failed after every retry, or answered something that is not the API's JSON."""
+DEFAULT_TIMEOUT = 30.0
+# Six attempts: at 15% random faults a request still fails for good about once in a hundred thousand.
+DEFAULT_MAX_ATTEMPTS = 6
+DEFAULT_BACKOFF_FACTOR = 0.5
+DEFAULT_MAX_RETRY_DELAY = 30.0
 
 
 @dataclass
@@ -160,10 +147,10 @@ class UnpodClient:
         base_url: str,
         api_token: str,
         org_handle: str | None = None,
-        timeout: float = 30.0,
-        max_attempts: int = 6,
-        backoff_factor: float = 0.5,
-        max_retry_delay: float = 30.0,
+        timeout: float = DEFAULT_TIMEOUT,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        backoff_factor: float = DEFAULT_BACKOFF_FACTOR,
+        max_retry_delay: float = DEFAULT_MAX_RETRY_DELAY,
         stats: RequestStats | None = None,
     ) -> None:
         self.base_url = base_url if base_url.endswith("/") else base_url + "/"

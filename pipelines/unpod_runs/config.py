@@ -19,7 +19,8 @@ from dlt.common.configuration.exceptions import (
 from dlt.common.configuration.specs import BaseConfiguration
 from dlt.common.typing import TSecretStrValue
 
-from .client import ConfigError
+from .client import DEFAULT_BACKOFF_FACTOR, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_RETRY_DELAY, DEFAULT_TIMEOUT
+from .errors import ConfigError
 
 DEFAULT_BASE_URL = "https://unpod.ai/api/v2/platform/"
 # Chosen by benchmarks/bench.py (--sweep-page-size, --sweep-workers): past 1000 runs a page the requests
@@ -42,11 +43,10 @@ class UnpodSettings(BaseConfiguration):
     workers: int = DEFAULT_WORKERS
     request_cost_runs: int = DEFAULT_REQUEST_COST_RUNS
     allow_insecure_http: bool = False
-    request_timeout: float = 30.0
-    # Six attempts: at 15% random faults a request still fails for good about once in a hundred thousand.
-    request_max_attempts: int = 6
-    request_backoff_factor: float = 0.5
-    request_max_retry_delay: float = 30.0
+    request_timeout: float = DEFAULT_TIMEOUT
+    request_max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    request_backoff_factor: float = DEFAULT_BACKOFF_FACTOR
+    request_max_retry_delay: float = DEFAULT_MAX_RETRY_DELAY
 
     def __repr__(self) -> str:
         return f"UnpodSettings(base_url={self.base_url!r}, org_handle={self.org_handle!r})"
@@ -68,16 +68,21 @@ def load_settings(space_tokens: List[str] | None = None) -> UnpodSettings:
     except ConfigurationException as exc:
         raise ConfigError(f"bad configuration: {exc}") from None
     settings.space_tokens = space_tokens or parse_space_tokens(settings.space_tokens)
-    if not settings.space_tokens and not settings.org_handle:
+    check_source_settings(settings.org_handle, settings.space_tokens, settings.page_size, settings.workers)
+    return settings
+
+
+def check_source_settings(org_handle: str | None, space_tokens: list[str] | None, page_size: int, workers: int) -> None:
+    """Refuse settings the source cannot work with, before anything is read."""
+    if not space_tokens and not org_handle:
         raise ConfigError(
             "set SOURCES__UNPOD__ORG_HANDLE (discover spaces) or SOURCES__UNPOD__SPACE_TOKENS (a list); "
             f"looked in the environment and in {settings_folder()}"
         )
-    if settings.page_size < 1:
-        raise ConfigError(f"page_size must be at least 1, got {settings.page_size}")
-    if settings.workers < 1:
-        raise ConfigError(f"workers must be at least 1, got {settings.workers}")
-    return settings
+    if page_size < 1:
+        raise ConfigError(f"page_size must be at least 1, got {page_size}")
+    if workers < 1:
+        raise ConfigError(f"workers must be at least 1, got {workers}")
 
 
 def settings_folder() -> str:

@@ -17,17 +17,16 @@ import duckdb
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from . import history
-from .client import AuthError, ConfigError, RequestStats, UnpodClient, UnpodError, check_base_url
-from .config import UnpodSettings, load_settings
-from .source import ExtractReport, SpaceTarget, unpod
-from .workspace import WRITER_CONFIG, LoadLock, Workspace
+from .client import RequestStats
+from .config import load_settings
+from .errors import AuthError, ConfigError, SpacesUnavailable
+from .outcomes import load_exit_code, load_outcome
+from .rejections import Rejections
+from .source import OUTCOMES_TABLE, unpod
+from .workspace import WRITER_CONFIG, LoadLock, PublishFailed, Workspace
 
 log = logging.getLogger(__name__)
 
-EXIT_OK = 0
-EXIT_SPACES_FAILED = 1
-EXIT_CONFIG = 2
-EXIT_LOCKED = 3
 # dlt restores the newest state; the ones before it are kept only to look back a little.
 STATE_ROWS_KEPT = 3
 # Test-only: names a phase at whose start the process SIGKILLs itself, so a test of a load killed in that phase
@@ -62,17 +61,17 @@ class LoadSummary:
     check_problems: str = ""
     report_path: Path | None = None
     rejected_detail: list[str] = field(default_factory=list)
-
-    @property
-    def outcome(self) -> str:
-        """How the load ended, for ``load_history``; "ok" exactly when it exits 0 (``exit_code`` derives from it)."""
-        if not (self.spaces_failed or self.runs_rejected or self.check_problems):
-            return "ok"
-        return "failed" if self.spaces_failed and not self.spaces_ok else "partial"
+    published: bool = True
 
     @property
     def exit_code(self) -> int:
-        return EXIT_OK if self.outcome == "ok" else EXIT_SPACES_FAILED
+        return load_exit_code(bool(self.spaces_failed), bool(self.runs_rejected), bool(self.check_problems),
+                              self.published)
+
+    @property
+    def outcome(self) -> str:
+        """How the load ended, for ``load_history``: by the same rule as its exit code."""
+        return load_outcome(self.exit_code, len(self.spaces_ok))
 
     def render(self) -> str:
         lines = [
@@ -103,47 +102,49 @@ def run_load(
     summary = LoadSummary(started_at=datetime.now(timezone.utc), full_scan=full_scan)
     clock = time.monotonic()
     settings = load_settings(space_tokens)
-    base_url = check_base_url(settings.base_url, settings.allow_insecure_http or allow_insecure_http)
     stats = RequestStats()
-    client = UnpodClient(
-        base_url,
-        settings.api_token,
+    source = unpod(
+        api_token=settings.api_token,
+        base_url=settings.base_url,
         org_handle=settings.org_handle,
-        timeout=settings.request_timeout,
-        max_attempts=settings.request_max_attempts,
-        backoff_factor=settings.request_backoff_factor,
-        max_retry_delay=settings.request_max_retry_delay,
-        stats=stats,
+        space_tokens=settings.space_tokens,
+        page_size=settings.page_size,
+        workers=settings.workers,
+        request_cost_runs=settings.request_cost_runs,
+        full_scan=full_scan,
+        allow_insecure_http=settings.allow_insecure_http or allow_insecure_http,
+        request_timeout=settings.request_timeout,
+        request_max_attempts=settings.request_max_attempts,
+        request_backoff_factor=settings.request_backoff_factor,
+        request_max_retry_delay=settings.request_max_retry_delay,
+        request_stats=stats,
     )
     with LoadLock(db_path):
         workspace = Workspace.for_db(db_path)
         pipeline = _open_pipeline(workspace)
         _finish_interrupted_load(pipeline)
-        targets = _discover(client, settings)
         stored_before = _runs_per_space(workspace.work_db)
-        report = ExtractReport()
-        source = unpod(
-            client, targets, page_size=settings.page_size, workers=settings.workers, full_scan=full_scan,
-            report=report, request_cost=settings.request_cost_runs,
-        )
         load_id = _extract_and_load(pipeline, source)
         _remove_loaded_packages(pipeline)
-        summary.spaces_ok = sorted(report.results)
-        summary.spaces_failed = dict(report.failures)
-        summary.spaces_read_in_full = sum(result.full_pass for result in report.results.values())
-        summary.runs_rejected = report.rejected
-        summary.rejected_detail = report.rejections.lines()
-        summary.runs_updated = sum(result.changed_runs for result in report.results.values())
         summary.requests, summary.retries = stats.requests, stats.retries
         with duckdb.connect(str(workspace.work_db), config=WRITER_CONFIG) as con:
             _prune_pipeline_state(con)
             history.ensure_tables(con)
+            outcomes = _space_outcomes(con, load_id)
+            loaded = [row for row in outcomes if row["outcome"] == "ok"]
+            summary.spaces_ok = sorted(row["space_token"] for row in loaded)
+            summary.spaces_failed = {row["space_token"]: row["error"] for row in outcomes if row["outcome"] != "ok"}
+            summary.spaces_read_in_full = sum(row["mode"] == "full" for row in loaded)
+            summary.runs_rejected = sum(row["runs_rejected"] for row in loaded)
+            summary.runs_updated = sum(row["runs_changed"] for row in loaded)
+            summary.rejected_detail = _rejections(con, load_id).lines()
             if full_scan:
-                _mark_deleted(con, load_id, [token for token, result in report.results.items() if result.full_pass])
+                _mark_deleted(con, load_id, [row["space_token"] for row in loaded if row["mode"] == "full"])
             stored_after = _runs_per_space(con)
-            summary.runs_new = sum(max(0, stored_after.get(token, 0) - stored_before.get(token, 0)) for token in report.results)
+            summary.runs_new = sum(max(0, stored_after.get(token, 0) - stored_before.get(token, 0))
+                                   for token in summary.spaces_ok)
             summary.runs_stored = sum(stored_after.values())
-            _record_spaces(con, report, summary.started_at)
+            _record_spaces(con, outcomes, summary.started_at)
             summary.seconds = time.monotonic() - clock
             history.append_load(con, _load_record(load_id, summary))
             _enter_phase("models")
@@ -156,7 +157,14 @@ def run_load(
             build_analytics(con, pending_report(report_path), full=full_scan, checked=record_checks)
             summary.report_path = report_path
         _enter_phase("publish")
-        _publish_with_report(workspace, report_path)
+        try:
+            _publish_with_report(workspace, report_path)
+        except PublishFailed:
+            # The next load publishes this night with its history: the history must say it exited 1.
+            summary.published = False
+            with duckdb.connect(str(workspace.work_db), config=WRITER_CONFIG) as con:
+                history.set_outcome(con, load_id, summary.outcome)
+            raise
     summary.seconds = time.monotonic() - clock
     return summary
 
@@ -284,26 +292,6 @@ def _finish_interrupted_load(pipeline: dlt.Pipeline) -> None:
         raise LoadFailed(f"could not complete the interrupted load: {_root_message(exc)}") from None
 
 
-def _discover(client: UnpodClient, settings: UnpodSettings) -> list[SpaceTarget]:
-    if settings.space_tokens:
-        return [SpaceTarget(token) for token in dict.fromkeys(settings.space_tokens)]
-    try:
-        spaces = client.list_spaces()
-    except (AuthError, ConfigError):
-        raise
-    except UnpodError as exc:
-        raise LoadFailed(f"could not list the spaces of organization {settings.org_handle!r}: {exc}") from None
-    targets = []
-    for space in spaces:
-        token = space.get("token") if isinstance(space, dict) else None
-        if isinstance(token, str) and token:
-            targets.append(SpaceTarget(token, space))
-        else:
-            log.warning("event=space_without_token item=%r", str(space)[:200])
-    log.info("event=spaces_discovered org=%s spaces=%d", settings.org_handle, len(targets))
-    return targets
-
-
 def _extract_and_load(pipeline: dlt.Pipeline, source: object) -> str:
     try:
         _enter_phase("extract")
@@ -318,6 +306,9 @@ def _extract_and_load(pipeline: dlt.Pipeline, source: object) -> str:
         if auth is not None:
             # dlt commits an extracted package only when extraction completes, so nothing was kept.
             raise auth from None
+        unlisted = _find_cause(exc, SpacesUnavailable)
+        if unlisted is not None:
+            raise LoadFailed(str(unlisted)) from None
         raise LoadFailed(f"{exc.step} failed: {_root_message(exc)}") from None
     return info.loads_ids[-1] if info.loads_ids else ""
 
@@ -371,18 +362,41 @@ def _mark_deleted(con: duckdb.DuckDBPyConnection, load_id: str, tokens: list[str
     )
 
 
-def _record_spaces(con: duckdb.DuckDBPyConnection, report: ExtractReport, at: datetime) -> None:
+def _space_outcomes(con: duckdb.DuckDBPyConnection, load_id: str) -> list[dict]:
+    """How each space's read ended in this load, as the source committed it with the data."""
+    try:
+        cursor = con.execute(f"select * from unpod.{OUTCOMES_TABLE} where _dlt_load_id = ? order by space_token",
+                             [load_id])
+    except duckdb.CatalogException:
+        return []  # no space was read yet: an organization without spaces
+    names = [column[0] for column in cursor.description]
+    return [dict(zip(names, row)) for row in cursor.fetchall()]
+
+
+def _rejections(con: duckdb.DuckDBPyConnection, load_id: str) -> Rejections:
+    """The run items this load set aside, told by space, page and field."""
+    rejections = Rejections()
+    try:
+        cursor = con.execute("select space_token, page, reason from unpod.runs_rejected where _dlt_load_id = ?",
+                             [load_id])
+    except duckdb.CatalogException:
+        return rejections  # no item was ever rejected
+    rejections.add([{"space_token": token, "page": page, "reason": reason} for token, page, reason in cursor.fetchall()])
+    return rejections
+
+
+def _record_spaces(con: duckdb.DuckDBPyConnection, outcomes: list[dict], at: datetime) -> None:
     history.record_space_successes(
         con,
         at,
         [
-            (token, result.cursor.count, result.cursor.open_runs, "full" if result.full_pass else "incremental",
-             result.pages_read)
-            for token, result in report.results.items()
+            (row["space_token"], row["runs_listed"], row["open_runs"], row["mode"], row["requests"])
+            for row in outcomes if row["outcome"] == "ok"
         ],
     )
-    for token, error in report.failures.items():
-        history.record_space_failure(con, token, at, error)
+    for row in outcomes:
+        if row["outcome"] != "ok":
+            history.record_space_failure(con, row["space_token"], at, row["error"])
 
 
 def _load_record(load_id: str, summary: LoadSummary) -> history.LoadRecord:

@@ -209,7 +209,7 @@ def _parse_model(path: Path, layer: str, default_materialization: str) -> Model:
     name = path.stem
     if not _NAME.match(name):
         raise ValueError(f"{path}: a model file name must be a lowercase SQL identifier")
-    header, query = _split_header(path.read_text(encoding="utf-8"))
+    header, query = split_header(path.read_text(encoding="utf-8"))
     if not header or not query:
         raise ValueError(f"{path}: expected a leading comment block (grain first) and then a query")
     grain, *rest = header
@@ -281,8 +281,8 @@ def _relation_pattern(relation: str) -> str:
     return rf"(?<![\w.\"]){re.escape(relation)}(?![\w\"])"
 
 
-def _split_header(text: str) -> tuple[list[str], str]:
-    """Split a model file into its leading comment lines (without ``--``) and the query after them."""
+def split_header(text: str) -> tuple[list[str], str]:
+    """Split a model or check file into its leading comment lines (without ``--``) and the query after them."""
     lines = text.strip().splitlines()
     header = []
     for index, line in enumerate(lines):

@@ -18,7 +18,8 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-TERMINAL_STATUSES = frozenset({"completed", "failed", "partially_completed"})
+from .statuses import TERMINAL_STATUSES
+
 API_TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S"
 
 TIMESTAMP = pa.timestamp("us", tz="UTC")

@@ -1,9 +1,16 @@
-"""The dlt source ``unpod``: spaces, their runs, and the run items that could not be loaded.
+"""The dlt source ``unpod``: the spaces of an organization, their runs, and how each space's read went.
 
-One hidden resource, ``space_pages``, reads the spaces concurrently (each with its own cursor, see
-``incremental.py``) and yields every page as it arrives; transformers route what a page holds to
-``runs``, ``runs_rejected``, ``spaces``, ``run_cursor`` and ``run_status_history`` (see ``status_history.py``). A space's cursor is written to the source state only when the
-whole space was read, so a failed space does not advance, and dlt commits the state with the load.
+Use it like any verified source, in a pipeline and destination of your own::
+
+    pipeline = dlt.pipeline("unpod_runs", destination="duckdb", dataset_name="unpod")
+    pipeline.run(unpod())  # SOURCES__UNPOD__API_TOKEN and SOURCES__UNPOD__ORG_HANDLE (or SPACE_TOKENS)
+
+A hidden resource, ``space_list``, finds the spaces (the organization's list, or the tokens given); the hidden
+transformer ``space_pages`` reads them concurrently (each with its own cursor, see ``incremental.py``) and yields every
+page as it arrives; transformers route what a page holds to the tables ``runs``, ``runs_rejected``, ``spaces``,
+``run_cursor``, ``run_status_history`` (see ``status_history.py``) and ``space_outcomes``. A space's cursor is written
+to the source state only when the whole space was read, so a failed space does not advance; its outcome row says why.
+dlt commits the state and every table with the same load.
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Iterator
+from typing import Any, Iterator, Optional
 
 import dlt
 from dlt.common.destination.exceptions import DestinationUndefinedEntity
@@ -23,8 +30,24 @@ import pyarrow.compute as pc
 import pandas  # noqa: F401  imported before the worker threads: pyarrow would import it lazily from one of them
 # while dlt's extract thread checks sys.modules["pandas"], and a half-initialised module fails that check.
 
-from .client import AuthError, ConfigError, UnpodClient, UnpodError
-from .config import DEFAULT_REQUEST_COST_RUNS
+from .client import (
+    DEFAULT_BACKOFF_FACTOR,
+    DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_MAX_RETRY_DELAY,
+    DEFAULT_TIMEOUT,
+    RequestStats,
+    UnpodClient,
+    check_base_url,
+)
+from .config import (
+    DEFAULT_BASE_URL,
+    DEFAULT_PAGE_SIZE,
+    DEFAULT_REQUEST_COST_RUNS,
+    DEFAULT_WORKERS,
+    check_source_settings,
+    parse_space_tokens,
+)
+from .errors import AuthError, ConfigError, SpacesUnavailable, UnpodError
 from .incremental import (
     OPEN_RUNS_SCHEMA,
     PageBatch,
@@ -36,27 +59,25 @@ from .incremental import (
     open_runs_from_state,
 )
 from .progress import Progress
-from .rejections import Rejections
+from .records import RUNS_SCHEMA, TIMESTAMP
 from .status_history import HISTORY_COLUMNS, HISTORY_TABLE, keep_first_seen, seen_again, seen_versions, version_keys
 
 log = logging.getLogger(__name__)
 
 CHUNK_ROWS = 50_000
 MERGE = {"disposition": "merge", "strategy": "delete-insert"}
-RUN_COLUMNS = {
-    "run_id": {"data_type": "text", "nullable": False},
-    "space_token": {"data_type": "text"},
-    "collection_ref": {"data_type": "text"},
-    "run_mode": {"data_type": "text"},
-    "status": {"data_type": "text"},
-    "batch_count": {"data_type": "bigint"},
-    "created": {"data_type": "timestamp"},
-    "modified": {"data_type": "timestamp", "dedup_sort": "desc"},
-    "space_id": {"data_type": "text"},
-    "user": {"data_type": "text"},
-    "thread_id": {"data_type": "text"},
-    "deleted_at": {"data_type": "timestamp"},
-}
+# dlt's name for each Arrow type of the schemas that define the rows (records.py, incremental.py).
+_DLT_TYPES = {pa.string(): "text", pa.int64(): "bigint", TIMESTAMP: "timestamp"}
+
+
+def _columns(schema: pa.Schema) -> dict[str, dict]:
+    """dlt's column hints for an Arrow schema, in its order."""
+    return {field.name: {"data_type": _DLT_TYPES[field.type], "nullable": field.nullable} for field in schema}
+
+
+RUN_COLUMNS = _columns(RUNS_SCHEMA)
+# Offset paging over live data can serve a run twice in one load: its latest version wins.
+RUN_COLUMNS["modified"]["dedup_sort"] = "desc"
 REJECTED_COLUMNS = {
     "item_key": {"data_type": "text", "nullable": False},
     "space_token": {"data_type": "text"},
@@ -67,17 +88,29 @@ REJECTED_COLUMNS = {
     "seen_at": {"data_type": "timestamp", "dedup_sort": "desc"},
 }
 
+# An open run of the cursor (incremental.py) with its space; a row marked closed is deleted by the merge.
 CURSOR_COLUMNS = {
     "run_id": {"data_type": "text", "nullable": False},
     "space_token": {"data_type": "text"},
-    "rank": {"data_type": "bigint"},
-    "status": {"data_type": "text"},
-    "modified": {"data_type": "timestamp"},
-    "slack": {"data_type": "bigint"},
-    "first_seen_at": {"data_type": "timestamp"},
+    **{name: hints for name, hints in _columns(OPEN_RUNS_SCHEMA).items() if name != "run_id"},
     "closed": {"data_type": "bool", "hard_delete": True},
 }
 CURSOR_TABLE = "run_cursor"
+
+OUTCOMES_TABLE = "space_outcomes"
+OUTCOME_COLUMNS = {
+    "space_token": {"data_type": "text", "nullable": False},
+    "outcome": {"data_type": "text"},  # "ok": read whole, its cursor advanced; "failed": see error
+    "error": {"data_type": "text"},
+    "mode": {"data_type": "text"},  # "full" or "incremental"; NULL for a failed space
+    "runs_listed": {"data_type": "bigint"},  # at its last success, for a failed space
+    "open_runs": {"data_type": "bigint"},
+    "requests": {"data_type": "bigint"},
+    "runs_changed": {"data_type": "bigint"},
+    "runs_rejected": {"data_type": "bigint"},
+    "attempted_at": {"data_type": "timestamp"},
+    "last_success_at": {"data_type": "timestamp"},
+}
 
 SPACE_COLUMNS = {
     name: {"data_type": "text"}
@@ -95,6 +128,13 @@ class SpaceTarget:
 
 
 @dataclass(frozen=True)
+class SpaceList:
+    """Every space to read tonight, handed on as one item: they are read together, on a pool of threads."""
+
+    targets: list[SpaceTarget]
+
+
+@dataclass(frozen=True)
 class SpaceDetails:
     token: str
     fields: dict
@@ -107,17 +147,11 @@ class VersionsSeen:
     table: pa.Table
 
 
-@dataclass
-class ExtractReport:
-    """What happened to each space during extraction, for the summary, exit code and load history."""
+@dataclass(frozen=True)
+class SpaceOutcome:
+    """A row of ``space_outcomes``: how tonight's read of one space ended."""
 
-    results: dict[str, SpaceResult] = field(default_factory=dict)
-    failures: dict[str, str] = field(default_factory=dict)
-    rejections: Rejections = field(default_factory=Rejections)
-
-    @property
-    def rejected(self) -> int:
-        return sum(result.rejected for result in self.results.values())
+    row: dict
 
 
 @dataclass
@@ -129,14 +163,17 @@ class Chunk:
     history: list[pa.Table] = field(default_factory=list)
     rejected: list[dict] = field(default_factory=list)
     spaces: list[dict] = field(default_factory=list)
+    outcomes: list[dict] = field(default_factory=list)
     rows: int = 0
 
 
-def _chunks(items: Iterator[PageBatch | SpaceDetails | VersionsSeen | pa.Table],
+def _chunks(items: Iterator[PageBatch | SpaceDetails | VersionsSeen | SpaceOutcome | pa.Table],
             max_rows: int = CHUNK_ROWS) -> Iterator[Chunk]:
     chunk = Chunk()
     for item in items:
-        if isinstance(item, SpaceDetails):
+        if isinstance(item, SpaceOutcome):
+            chunk.outcomes.append(item.row)
+        elif isinstance(item, SpaceDetails):
             chunk.spaces.append({**item.fields, "token": item.token})
         elif isinstance(item, VersionsSeen):
             chunk.history.append(item.table)
@@ -152,7 +189,7 @@ def _chunks(items: Iterator[PageBatch | SpaceDetails | VersionsSeen | pa.Table],
         if chunk.rows >= max_rows:
             yield chunk
             chunk = Chunk()
-    if chunk.runs or chunk.cursor or chunk.history or chunk.rejected or chunk.spaces:
+    if chunk.runs or chunk.cursor or chunk.history or chunk.rejected or chunk.spaces or chunk.outcomes:
         yield chunk
 
 
@@ -162,20 +199,49 @@ class _Cancelled(Exception):
 
 @dlt.source(name="unpod", max_table_nesting=1)
 def unpod(
-    client: Any,
-    spaces: Any,
-    page_size: int = 1000,
-    workers: int = 4,
+    api_token: str = dlt.secrets.value,
+    base_url: str = DEFAULT_BASE_URL,
+    org_handle: Optional[str] = None,
+    space_tokens: Optional[Any] = None,  # a list, or a string holding one (see config.parse_space_tokens)
+    page_size: int = DEFAULT_PAGE_SIZE,
+    workers: int = DEFAULT_WORKERS,
+    request_cost_runs: int = DEFAULT_REQUEST_COST_RUNS,
     full_scan: bool = False,
-    report: Any = None,
-    request_cost: int = DEFAULT_REQUEST_COST_RUNS,
+    allow_insecure_http: bool = False,
+    request_timeout: float = DEFAULT_TIMEOUT,
+    request_max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    request_backoff_factor: float = DEFAULT_BACKOFF_FACTOR,
+    request_max_retry_delay: float = DEFAULT_MAX_RETRY_DELAY,
+    request_stats: Optional[RequestStats] = None,
 ) -> Any:
-    """Unpod runs of the given spaces. ``client`` is an ``UnpodClient``; ``spaces`` a list of ``SpaceTarget``."""
-    report = report if report is not None else ExtractReport()
+    """The runs of every space of ``org_handle``, or of the spaces ``space_tokens`` (a list, or "A,B").
+
+    Every argument is also read from dlt's configuration under ``sources.unpod`` (``SOURCES__UNPOD__API_TOKEN``...).
+    A space that fails does not stop the others: its row in ``space_outcomes`` says why, and its cursor stays.
+    ``full_scan`` re-reads every page. ``request_stats``, when given, counts every request and retry.
+    Raises ``ConfigError`` at once for settings that cannot work; ``AuthError`` (the token refused) and
+    ``SpacesUnavailable`` stop the extraction.
+    """
+    tokens = parse_space_tokens(space_tokens)
+    check_source_settings(org_handle, tokens, page_size, workers)
+    client = UnpodClient(
+        check_base_url(base_url, allow_insecure_http),
+        api_token,
+        org_handle=org_handle,
+        timeout=request_timeout,
+        max_attempts=request_max_attempts,
+        backoff_factor=request_backoff_factor,
+        max_retry_delay=request_max_retry_delay,
+        stats=request_stats,
+    )
 
     @dlt.resource(selected=False)
-    def space_pages() -> Iterator[Chunk]:
-        yield from _chunks(_read_spaces(client, list(spaces), page_size, workers, full_scan, report, request_cost))
+    def space_list() -> Iterator[SpaceList]:
+        yield SpaceList(_space_targets(client, tokens))
+
+    @dlt.transformer(data_from=space_list, selected=False)
+    def space_pages(spaces: SpaceList) -> Iterator[Chunk]:
+        yield from _chunks(_read_spaces(client, spaces.targets, page_size, workers, full_scan, request_cost_runs))
 
     @dlt.transformer(data_from=space_pages, name="runs", primary_key="run_id", write_disposition=MERGE, columns=RUN_COLUMNS)
     def runs(chunk: Chunk) -> Iterator[Any]:
@@ -212,7 +278,37 @@ def unpod(
         if chunk.history:
             yield pa.concat_tables(chunk.history)
 
-    return space_pages, runs, runs_rejected, spaces_table, run_cursor, run_status_history
+    @dlt.transformer(
+        data_from=space_pages, name=OUTCOMES_TABLE, primary_key="space_token", write_disposition=MERGE,
+        columns=OUTCOME_COLUMNS,
+    )
+    def space_outcomes(chunk: Chunk) -> Iterator[Any]:
+        """One row per space read: committed with its runs, so the outcome and the data never disagree."""
+        if chunk.outcomes:
+            yield chunk.outcomes
+
+    return space_list, space_pages, runs, runs_rejected, spaces_table, run_cursor, run_status_history, space_outcomes
+
+
+def _space_targets(client: UnpodClient, space_tokens: list[str] | None) -> list[SpaceTarget]:
+    """The spaces given by token, or else every space the organization lists (with their fields)."""
+    if space_tokens:
+        return [SpaceTarget(token) for token in dict.fromkeys(space_tokens)]
+    try:
+        spaces = client.list_spaces()
+    except (AuthError, ConfigError):
+        raise
+    except UnpodError as exc:
+        raise SpacesUnavailable(f"could not list the spaces of organization {client.org_handle!r}: {exc}") from None
+    targets = []
+    for space in spaces:
+        token = space.get("token") if isinstance(space, dict) else None
+        if isinstance(token, str) and token:
+            targets.append(SpaceTarget(token, space))
+        else:
+            log.warning("event=space_without_token item=%r", str(space)[:200])
+    log.info("event=spaces_discovered org=%s spaces=%d", client.org_handle, len(targets))
+    return targets
 
 
 def _read_spaces(
@@ -221,10 +317,10 @@ def _read_spaces(
     page_size: int,
     workers: int,
     full_scan: bool,
-    report: ExtractReport,
     request_cost: int,
-) -> Iterator[PageBatch | SpaceDetails | VersionsSeen | pa.Table]:
+) -> Iterator[PageBatch | SpaceDetails | VersionsSeen | SpaceOutcome | pa.Table]:
     """Read spaces on a bounded pool of threads, yielding their pages in the extract thread."""
+    attempted_at = _utcnow()
     state = dlt.current.source_state().setdefault("spaces", {})
     cursors = {target.token: SpaceCursor.from_state(state.get(target.token)) for target in targets}
     stored_open = _stored_open_runs() if not full_scan and any(cursors.values()) else {}
@@ -284,7 +380,6 @@ def _read_spaces(
             kind, payload = messages.get()
             if kind == "page":
                 progress.page(payload.space_token, payload.served, payload.count)
-                report.rejections.add(payload.parsed.rejected)
             elif kind in ("done", "failed"):
                 progress.space_done(payload.space_token if kind == "done" else payload[0])
             if kind in ("page", "details"):
@@ -303,7 +398,7 @@ def _read_spaces(
                 if payload.seen_unchanged.num_rows:
                     yield VersionsSeen(seen_again(payload.space_token, payload.seen_unchanged))
                 state[payload.space_token] = payload.cursor.to_state()
-                report.results[payload.space_token] = payload
+                yield SpaceOutcome(_success_row(payload, attempted_at))
                 log.info(
                     "event=space_loaded space=%s mode=%s requests=%d runs_seen=%d open_runs=%d rejected=%d",
                     payload.space_token, "full" if payload.full_pass else "incremental", payload.pages_read,
@@ -312,7 +407,7 @@ def _read_spaces(
             elif kind == "failed":
                 remaining -= 1
                 token, message = payload
-                report.failures[token] = message
+                yield SpaceOutcome(_failure_row(token, message, cursors[token], attempted_at))
                 log.error("event=space_failed space=%s error=%r", token, message)
             elif kind == "auth":
                 raise payload
@@ -320,6 +415,39 @@ def _read_spaces(
         progress.close()
         cancelled.set()
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _success_row(result: SpaceResult, attempted_at: datetime) -> dict:
+    return {
+        "space_token": result.space_token,
+        "outcome": "ok",
+        "error": None,
+        "mode": "full" if result.full_pass else "incremental",
+        "runs_listed": result.cursor.count,
+        "open_runs": result.cursor.open_runs,
+        "requests": result.pages_read,
+        "runs_changed": result.changed_runs,
+        "runs_rejected": result.rejected,
+        "attempted_at": attempted_at,
+        "last_success_at": attempted_at,
+    }
+
+
+def _failure_row(token: str, error: str, cursor: SpaceCursor | None, attempted_at: datetime) -> dict:
+    """A failed space keeps the cursor of its last success: its counts and time are that success's."""
+    return {
+        "space_token": token,
+        "outcome": "failed",
+        "error": error,
+        "mode": None,
+        "runs_listed": cursor.count if cursor else None,
+        "open_runs": cursor.open_runs if cursor else None,
+        "requests": None,
+        "runs_changed": None,
+        "runs_rejected": None,
+        "attempted_at": attempted_at,
+        "last_success_at": datetime.fromisoformat(cursor.loaded_at) if cursor and cursor.loaded_at else None,
+    }
 
 
 def _stored_open_runs() -> dict[str, pa.Table]:

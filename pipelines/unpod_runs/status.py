@@ -6,6 +6,8 @@ from pathlib import Path
 
 import duckdb
 
+from .statuses import TERMINAL_STATUSES, sql_list
+
 # Before the first run is loaded (an organization whose spaces are all empty), dlt has not created unpod.runs.
 NO_RUNS = (
     "(select null::varchar as space_token, null::varchar as status, null::timestamptz as created, "
@@ -16,7 +18,7 @@ with stored as (
     select
         space_token,
         count(*) as runs_stored,
-        count(*) filter (where coalesce(status, '') not in ('completed', 'failed', 'partially_completed')
+        count(*) filter (where coalesce(status, '') not in {terminal}
                          and deleted_at is null) as open_runs,
         max(modified) as newest_modified
     from {runs}
@@ -47,7 +49,7 @@ def render_status(db_path: Path) -> str:
             "select count(*) from information_schema.tables where table_schema = 'unpod' and table_name = 'runs'"
         ).fetchone()[0]
         runs = "unpod.runs" if has_runs else NO_RUNS
-        rows = con.execute(SPACES_QUERY.format(runs=runs)).fetchall()
+        rows = con.execute(SPACES_QUERY.format(runs=runs, terminal=sql_list(TERMINAL_STATUSES))).fetchall()
         last_load = con.execute(
             "select finished_at, outcome, spaces_ok, spaces_failed from unpod.load_history order by finished_at desc limit 1"
         ).fetchone()

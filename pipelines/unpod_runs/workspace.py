@@ -111,13 +111,22 @@ class Workspace:
 
     @property
     def pipeline_name(self) -> str:
-        """One dlt pipeline (and state) per published database."""
+        """One dlt pipeline (and state) per working copy: named after where it was made, and kept in it, so a
+        database moved or copied with its working copy and dlt's folder keeps its pipeline."""
+        if self._name_file.exists():
+            return self._name_file.read_text(encoding="utf-8").strip()
         digest = hashlib.sha1(str(self.published).encode()).hexdigest()[:10]
         return f"unpod_runs_{digest}"
+
+    @property
+    def _name_file(self) -> Path:
+        return self.work_dir / "pipeline_name"
 
     def prepare(self) -> str:
         """Find or seed the working copy: "existing", "seeded" from the published file, or "new" (none yet)."""
         self.work_dir.mkdir(parents=True, exist_ok=True)
+        if not self._name_file.exists():
+            self._name_file.write_text(self.pipeline_name + "\n", encoding="utf-8")
         for leftover in self.published.parent.glob(f".{self.published.name}.publish-*"):
             leftover.unlink(missing_ok=True)
         if self.work_db.exists():

@@ -26,7 +26,8 @@ offending as (
     union all
     select times.run_id, times.status, 'a terminal status'
     from analytics.time_in_status as times
-    where coalesce(times.status in ('completed', 'failed', 'partially_completed'), false)
+    inner join analytics.stg_known_statuses as known on known.status = times.status
+    where known.is_terminal
     union all
     select times.run_id, times.status, 'seen for a negative time'
     from analytics.time_in_status as times

@@ -1,6 +1,6 @@
 -- One row per run_id that unpod.run_status_history knows: what the loads saw of its finish, in the API's clock.
 -- The evidence behind finish_source and the duration brackets of stg_runs; empty before the first load wrote the
--- history. Versions are open or terminal by the same rule as stg_runs.
+-- history. Versions are open or terminal by analytics.stg_known_statuses, as runs are in stg_runs.
 -- materialized: table
 -- incremental key: run_id
 -- optional source: unpod.run_status_history
@@ -31,15 +31,20 @@ source_history as (
     select * from unpod.run_status_history
 ),
 
+known_statuses as (
+    select * from analytics.stg_known_statuses
+),
+
 versions as (
     select
-        cast(run_id as varchar) as run_id,
-        cast(modified as timestamptz) as modified,
-        cast(first_seen_at as timestamptz) as first_seen_at,
-        cast(last_seen_at as timestamptz) as last_seen_at,
-        coalesce(cast(status as varchar) in ('completed', 'failed', 'partially_completed'), false) as is_terminal
+        cast(source_history.run_id as varchar) as run_id,
+        cast(source_history.modified as timestamptz) as modified,
+        cast(source_history.first_seen_at as timestamptz) as first_seen_at,
+        cast(source_history.last_seen_at as timestamptz) as last_seen_at,
+        coalesce(known_statuses.is_terminal, false) as is_terminal
     from source_history
-    where run_id is not null
+    left join known_statuses on known_statuses.status = cast(source_history.status as varchar)
+    where source_history.run_id is not null
 ),
 
 final as (

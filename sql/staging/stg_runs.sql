@@ -15,7 +15,7 @@
 --   thread_id: the thread the run belongs to, if any.
 --   is_terminal: status is completed, failed or partially_completed; every other status, NULL too, is open.
 --   is_failed: status is failed.
---   is_known_status: status is one the API is known to send (pending, scheduled, in_progress, hold, running, completed, failed, partially_completed).
+--   is_known_status: status is one the API is known to send (analytics.stg_known_statuses).
 --   created_day: the UTC date of created, whatever the reader's TimeZone.
 --   finished_at: modified for a terminal run, NULL for an open one.
 --   duration_seconds: modified - created in seconds (DOUBLE) for a terminal run, NULL for an open one.
@@ -63,19 +63,18 @@ listed_runs as (
     where deleted_at is null
 ),
 
+known_statuses as (
+    select * from analytics.stg_known_statuses
+),
+
 classified as (
     select
         listed_runs.*,
-        coalesce(listed_runs.status in ('completed', 'failed', 'partially_completed'), false) as is_terminal,
-        coalesce(listed_runs.status = 'failed', false) as is_failed,
-        coalesce(
-            listed_runs.status in (
-                'pending', 'scheduled', 'in_progress', 'hold', 'running',
-                'completed', 'failed', 'partially_completed'
-            ),
-            false
-        ) as is_known_status
+        coalesce(known_statuses.is_terminal, false) as is_terminal,
+        coalesce(known_statuses.is_failed, false) as is_failed,
+        known_statuses.status is not null as is_known_status
     from listed_runs
+    left join known_statuses on known_statuses.status = listed_runs.status
 ),
 
 final as (

@@ -44,17 +44,22 @@ runs as (
     select * from analytics.stg_runs
 ),
 
+known_statuses as (
+    select * from analytics.stg_known_statuses
+),
+
 -- Read twice below, each time where it is used: not materialized, so no copy of the whole history is made.
 versions as not materialized (
     select
-        cast(run_id as varchar) as run_id,
-        cast(status as varchar) as status,
-        cast(modified as timestamptz) as modified,
-        cast(first_seen_at as timestamptz) as first_seen_at,
-        cast(last_seen_at as timestamptz) as last_seen_at,
-        coalesce(cast(status as varchar) in ('completed', 'failed', 'partially_completed'), false) as is_terminal
+        cast(source_history.run_id as varchar) as run_id,
+        cast(source_history.status as varchar) as status,
+        cast(source_history.modified as timestamptz) as modified,
+        cast(source_history.first_seen_at as timestamptz) as first_seen_at,
+        cast(source_history.last_seen_at as timestamptz) as last_seen_at,
+        coalesce(known_statuses.is_terminal, false) as is_terminal
     from source_history
-    where run_id is not null
+    left join known_statuses on known_statuses.status = cast(source_history.status as varchar)
+    where source_history.run_id is not null
 ),
 
 -- Most runs are first seen terminal and have no open spell: leave them out before sorting anything.

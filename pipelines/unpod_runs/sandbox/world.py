@@ -20,8 +20,8 @@ from statistics import NormalDist
 
 import orjson
 
-TERMINAL_STATUSES = ("completed", "failed", "partially_completed")
-OPEN_STATUSES = ("pending", "scheduled", "in_progress", "hold", "running")
+from ..statuses import OPEN_STATUSES, TERMINAL_STATUSES  # what the API sends; the sandbox speaks it too
+
 RUN_MODES = ("prefect", "default", "dev", "prod", "test")
 
 FULL_FIELDS = ("space_id", "user", "thread_id", "run_id", "collection_ref", "run_mode", "status", "batch_count",

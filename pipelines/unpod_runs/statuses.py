@@ -1,0 +1,15 @@
+"""The run statuses the API is known to send, and which of them end a run (SPEC.md).
+
+The one definition in Python; ``sql/staging/stg_known_statuses.sql`` is the one in SQL, which every model and check
+reads, and a test keeps the two equal. Any other status, unknown ones and none too, is open.
+"""
+
+OPEN_STATUSES = ("pending", "scheduled", "in_progress", "hold", "running")
+TERMINAL_STATUSES = ("completed", "failed", "partially_completed")
+FAILED_STATUS = "failed"
+KNOWN_STATUSES = OPEN_STATUSES + TERMINAL_STATUSES
+
+
+def sql_list(statuses: tuple[str, ...]) -> str:
+    """The statuses as a SQL list literal, for a query over ``unpod.runs`` that cannot read the models."""
+    return "(" + ", ".join(f"'{status}'" for status in statuses) + ")"
