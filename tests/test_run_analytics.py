@@ -9,9 +9,9 @@ from datetime import datetime, timedelta
 
 import duckdb
 import pytest
-from conftest import LoadEnv, as_utc
+from conftest import LoadEnv, NightOne, as_utc
 from conftest_analytics import create_runs_db, quantile_cont, rows_as_dicts, run
-from test_run_history import nights
+from test_run_history import HISTORY_WORLD, nights
 
 from unpod_runs.checks import run_checks
 from unpod_runs.models import build_models
@@ -22,7 +22,7 @@ QUEUED, RUNNING = ("pending", "scheduled"), ("running", "in_progress")
 
 @pytest.fixture
 def world() -> World:
-    return World(seed=7, runs=[300, 120, 0], open_fraction=0.25)
+    return World(**HISTORY_WORLD)  # the world of the night-one template that nights() starts from
 
 
 def marts(db, *names: str) -> dict[str, list[dict]]:
@@ -66,8 +66,8 @@ def expected_spells(seen: list[tuple]) -> dict[str, list[dict]]:
     return spells
 
 
-def test_time_in_status_brackets_hold_what_the_loads_saw_and_the_true_finish(load_env: LoadEnv):
-    seen = nights(load_env)
+def test_time_in_status_brackets_hold_what_the_loads_saw_and_the_true_finish(load_env: LoadEnv, night_one: NightOne):
+    seen = nights(load_env, night_one)
     spells = expected_spells(seen)
     finishes = load_env.world.finishes()
     times = marts(load_env.db, "time_in_status")["time_in_status"]
@@ -96,8 +96,8 @@ def test_time_in_status_brackets_hold_what_the_loads_saw_and_the_true_finish(loa
     assert any(len(chain) > 1 for chain in spells.values())
 
 
-def test_collection_time_in_status_brackets_the_median_queue_and_run_times(load_env: LoadEnv):
-    seen = nights(load_env)
+def test_collection_time_in_status_brackets_the_median_queue_and_run_times(load_env: LoadEnv, night_one: NightOne):
+    seen = nights(load_env, night_one)
     spells = expected_spells(seen)
     rows = {row["collection_ref"]: row for row in marts(load_env.db, "collection_time_in_status")[
         "collection_time_in_status"]}
@@ -125,8 +125,8 @@ def test_collection_time_in_status_brackets_the_median_queue_and_run_times(load_
     assert sum(row["running_runs"] for row in rows.values()) > 0
 
 
-def test_trends_recovery_and_freshness_recomputed_from_the_runs(load_env: LoadEnv):
-    seen = nights(load_env)
+def test_trends_recovery_and_freshness_recomputed_from_the_runs(load_env: LoadEnv, night_one: NightOne):
+    seen = nights(load_env, night_one)
     as_of = seen[-1][0]
     finishes = load_env.world.finishes()
     built = marts(load_env.db, "run_durations", "collection_trends", "collection_recovery", "collection_freshness")
@@ -214,8 +214,8 @@ def expected_incidents(runs: list[dict]) -> list[tuple]:
     return [tuple(incident) for incident in incidents]
 
 
-def test_every_check_passes_after_nights_of_bumped_and_silent_finishes(load_env: LoadEnv):
-    nights(load_env)
+def test_every_check_passes_after_nights_of_bumped_and_silent_finishes(load_env: LoadEnv, night_one: NightOne):
+    nights(load_env, night_one)
     with duckdb.connect(str(load_env.db)) as con:
         failed = [result.name for result in run_checks(con) if not result.passed and result.severity == "error"]
     assert failed == []
