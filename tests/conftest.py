@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -50,6 +51,32 @@ def make_env(tmp_path: Path, world: World, server: SandboxServer, **settings: st
     )
     env.update({f"SOURCES__UNPOD__{key.upper()}": value for key, value in settings.items()})
     return env
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory):
+    """A real PostgreSQL 16 for the session, from the locked pgserver wheel, on a Unix socket in a folder of its own."""
+    import pgserver
+
+    server = pgserver.get_server(tmp_path_factory.mktemp("postgres"), cleanup_mode="stop")
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture
+def postgres_url(postgres_server, request: pytest.FixtureRequest) -> str:
+    """A database of its own for each test, as dlt's connection string (a socket folder is given as ``host``)."""
+    import psycopg2
+
+    name = "test_" + hashlib.sha1(request.node.nodeid.encode()).hexdigest()[:16]
+    socket = postgres_server.get_postmaster_info().socket_dir
+    admin = psycopg2.connect(dbname="postgres", user="postgres", host=str(socket))
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute(f"drop database if exists {name} with (force)")
+        cursor.execute(f"create database {name}")
+    admin.close()
+    return f"postgresql://postgres:@localhost/{name}?host={socket}"
 
 
 @pytest.fixture

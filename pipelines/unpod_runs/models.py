@@ -14,6 +14,9 @@ Each file opens with a comment block that documents it::
 
 The builder copies that documentation into DuckDB comments, so any client that opens the file shows it.
 
+The models are DuckDB SQL. On PostgreSQL the builder runs them translated (``portable.py``), always as a full
+build in one transaction; the incremental refresh below is the DuckDB file's.
+
 A night's load changes a few runs of millions, so a mart with an ``incremental key`` is refreshed, not rebuilt:
 only its rows that a changed run falls into are computed again. A run changed if a load wrote it since the last
 build (its ``_dlt_load_id`` is newer). ``run_durations``, one row per run (key ``run_id``), is refreshed first: its
@@ -34,6 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+
+from .engines import DATABASE_ERRORS, native_sql
 
 logger = logging.getLogger(__name__)
 
@@ -135,11 +140,14 @@ def build_models(con: duckdb.DuckDBPyConnection, sql_dir: Path = SQL_DIR, increm
     digest = _digest(models)
     con.begin()
     current: Model | None = None
+    changes = None
     try:
         con.execute(f"create schema if not exists {SCHEMA}")
         state = _read_state(con)
         changes = _pending_changes(con, models, state, digest) if incremental else None
         stand_ins = _create_stand_ins(con, models)
+        if changes is None:
+            _drop_models(con, models)
         for model in models:
             current = model
             if changes is not None and model.key:
@@ -153,12 +161,13 @@ def build_models(con: duckdb.DuckDBPyConnection, sql_dir: Path = SQL_DIR, increm
         checked = state.checked_through if changes is not None and state is not None else None
         _write_state(con, digest, BuildState("incremental" if changes is not None else "full", through, checked))
         con.commit()
-    except duckdb.Error as error:
+    except DATABASE_ERRORS as error:
         con.rollback()
         where = f"{current.relation} (sql/{current.layer}/{current.path.name})" if current else "the build"
         raise ModelBuildError(f"{where} failed to build: {error}") from error
     finally:
-        _drop_work_tables(con, *_WORK_TABLES)
+        if incremental:
+            _drop_work_tables(con, *_WORK_TABLES)
     if changes is None:
         logger.info("built %d models into schema %s", len(models), SCHEMA)
     else:
@@ -307,11 +316,21 @@ def _create_stand_ins(con: duckdb.DuckDBPyConnection, models: list[Model]) -> li
     return created
 
 
+def _drop_models(con: duckdb.DuckDBPyConnection, models: list[Model]) -> None:
+    """Before a full build: drop every model, the ones built last first, so no view outlives what it reads."""
+    for model in reversed(models):
+        existing = _relation_kind(con, SCHEMA, model.name)
+        if existing is not None:
+            con.execute(f"drop {existing} {model.relation}")
+
+
 def _build_model(con: duckdb.DuckDBPyConnection, model: Model) -> None:
     existing = _relation_kind(con, SCHEMA, model.name)
     if existing is not None and existing != model.materialized:
         con.execute(f"drop {existing} {model.relation}")
-    con.execute(f"create or replace {model.materialized} {model.relation} as\n{model.query}")
+        existing = None
+    verb = "create or replace" if existing else "create"
+    con.execute(f"{verb} {model.materialized} {model.relation} as\n{native_sql(con, model.query)}")
     comment = f"{model.grain} {model.description}".strip()
     con.execute(f"comment on {model.materialized} {model.relation} is {_literal(comment)}")
     for column, text in model.columns.items():
