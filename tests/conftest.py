@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -54,13 +56,20 @@ def make_env(tmp_path: Path, world: World, server: SandboxServer, **settings: st
 
 
 @pytest.fixture(scope="session")
-def postgres_server(tmp_path_factory: pytest.TempPathFactory):
-    """A real PostgreSQL 16 for the session, from the locked pgserver wheel, on a Unix socket in a folder of its own."""
+def postgres_server():
+    """A real PostgreSQL 16 for the session, from the locked pgserver wheel, on a Unix socket in a folder of its own.
+
+    Not under pytest's own temporary folder: run as root, the server runs as a user of its own, which must reach
+    its data folder through every parent (pytest's are private to the user who runs the tests).
+    """
     import pgserver
 
-    server = pgserver.get_server(tmp_path_factory.mktemp("postgres"), cleanup_mode="stop")
+    folder = Path(tempfile.mkdtemp(prefix="unpod-runs-postgres-"))
+    folder.chmod(0o755)
+    server = pgserver.get_server(folder / "data", cleanup_mode="stop")
     yield server
     server.cleanup()
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture

@@ -216,7 +216,7 @@ class DuckLakeEngine(Engine):
 
         catalog = ConnectionStringCredentials(self.catalog)
         if catalog.drivername == "sqlite":
-            target = f"sqlite:{catalog.database}"
+            target = catalog.database  # with META_TYPE 'sqlite' below, as dlt attaches it
         elif catalog.drivername in ("postgres", "postgresql"):
             target = f"postgres:{_libpq_dsn(catalog)}"
         else:
@@ -373,6 +373,19 @@ def native_sql(con: Any, sql: str) -> str:
     from .portable import to_postgres
 
     return to_postgres(sql, lambda schema, table: table_columns(con, schema, table))
+
+
+def refills_models(con: Any) -> bool:
+    """On PostgreSQL a full build refills the tables it built last night instead of replacing them (models.py)."""
+    return getattr(con, "dialect", "duckdb") == "postgres"
+
+
+def comments_on_view_columns(con: Any) -> bool:
+    """A DuckLake keeps no comment on a view's column (its tables' columns and its views keep theirs)."""
+    if getattr(con, "dialect", "duckdb") == "postgres":
+        return True
+    row = con.execute("select type from duckdb_databases() where database_name = current_database()").fetchone()
+    return row is None or row[0] != "ducklake"
 
 
 def table_columns(con: Any, schema: str, table: str) -> list[str]:

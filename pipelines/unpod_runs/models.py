@@ -38,7 +38,7 @@ from pathlib import Path
 
 import duckdb
 
-from .engines import DATABASE_ERRORS, native_sql
+from .engines import DATABASE_ERRORS, comments_on_view_columns, native_sql, refills_models
 
 logger = logging.getLogger(__name__)
 
@@ -146,12 +146,15 @@ def build_models(con: duckdb.DuckDBPyConnection, sql_dir: Path = SQL_DIR, increm
         state = _read_state(con)
         changes = _pending_changes(con, models, state, digest) if incremental else None
         stand_ins = _create_stand_ins(con, models)
-        if changes is None:
+        refill = changes is None and refills_models(con) and _all_built(con, models, digest)
+        if changes is None and not refill:
             _drop_models(con, models)
         for model in models:
             current = model
             if changes is not None and model.key:
                 _refresh_model(con, model, changes)
+            elif refill:
+                _refill_model(con, model)
             else:
                 _build_model(con, model)
         current = None
@@ -316,6 +319,24 @@ def _create_stand_ins(con: duckdb.DuckDBPyConnection, models: list[Model]) -> li
     return created
 
 
+def _all_built(con: duckdb.DuckDBPyConnection, models: list[Model], digest: str) -> bool:
+    """Every model is there, built by these very files."""
+    if _relation_kind(con, *BUILD_STATE.split(".")) is None or _stored_digest(con) != digest:
+        return False
+    return all(_relation_kind(con, SCHEMA, model.name) == model.materialized for model in models)
+
+
+def _refill_model(con: duckdb.DuckDBPyConnection, model: Model) -> None:
+    """Replace a table's rows, not the table: a reader whose snapshot predates the build keeps seeing the old rows.
+
+    (PostgreSQL's DDL is not MVCC-safe: a table dropped and created again looks empty to a reader whose snapshot was
+    taken before the commit.) A view built by the same file is left as it is: it holds no rows.
+    """
+    if model.materialized == "table":
+        con.execute(f"delete from {model.relation}")
+        con.execute(f"insert into {model.relation}\n{native_sql(con, model.query)}")
+
+
 def _drop_models(con: duckdb.DuckDBPyConnection, models: list[Model]) -> None:
     """Before a full build: drop every model, the ones built last first, so no view outlives what it reads."""
     for model in reversed(models):
@@ -333,8 +354,9 @@ def _build_model(con: duckdb.DuckDBPyConnection, model: Model) -> None:
     con.execute(f"{verb} {model.materialized} {model.relation} as\n{native_sql(con, model.query)}")
     comment = f"{model.grain} {model.description}".strip()
     con.execute(f"comment on {model.materialized} {model.relation} is {_literal(comment)}")
-    for column, text in model.columns.items():
-        con.execute(f"comment on column {model.relation}.{column} is {_literal(text)}")
+    if model.materialized == "table" or comments_on_view_columns(con):
+        for column, text in model.columns.items():
+            con.execute(f"comment on column {model.relation}.{column} is {_literal(text)}")
     logger.debug("built %s as a %s", model.relation, model.materialized)
 
 
