@@ -111,7 +111,7 @@ def _verbose_option(parser: argparse.ArgumentParser, default: object = argparse.
 def cmd_load(args: argparse.Namespace) -> int:
     """Exit 0: every space loaded; 1: some failed; 2: configuration or token refused; 3: another load runs."""
     from .client import AuthError, ConfigError
-    from .engines import EngineConfigError
+    from .engines import EngineConfigError, EngineUnreachable
     from .load import EXIT_CONFIG, EXIT_LOCKED, EXIT_SPACES_FAILED, LoadFailed, run_load
     from .workspace import LockBusy, PublishFailed
 
@@ -120,6 +120,8 @@ def cmd_load(args: argparse.Namespace) -> int:
         summary = run_load(args.db, args.space, args.full_scan, report, args.allow_insecure_http, args.destination)
     except EngineConfigError as exc:
         return _fail(f"{exc}; nothing was loaded", EXIT_CONFIG)
+    except EngineUnreachable as exc:
+        return _fail(f"{exc}; nothing was loaded, the next load retries", EXIT_SPACES_FAILED)
     except (ConfigError, AuthError) as exc:
         return _fail(f"{exc}; nothing was loaded", EXIT_CONFIG)
     except LockBusy as exc:
@@ -198,7 +200,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def _loaded_engine(args: argparse.Namespace):
     """The engine the command reads, or the exit code when it cannot: not configured, or nothing loaded yet."""
-    from .engines import EngineConfigError, for_destination
+    from .engines import DATABASE_ERRORS, EngineConfigError, for_destination
 
     try:
         engine = for_destination(args.destination, args.db)
@@ -206,6 +208,8 @@ def _loaded_engine(args: argparse.Namespace):
             return _fail(f"no database at {engine.location()}: run `unpod-runs load` first", 1)
     except EngineConfigError as exc:
         return _fail(str(exc), 2)
+    except DATABASE_ERRORS as exc:
+        return _fail(str(engine.unreachable(exc)), 1)
     return engine
 
 

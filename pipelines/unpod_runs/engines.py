@@ -49,6 +49,10 @@ class EngineConfigError(Exception):
     """The destination is not configured well enough to connect: names the key to set."""
 
 
+class EngineUnreachable(Exception):
+    """The destination is configured but does not answer: names where it is (never a secret)."""
+
+
 class Engine:
     """One destination: what the load writes to, and how the commands after it connect."""
 
@@ -68,11 +72,22 @@ class Engine:
         return f"unpod_runs_{self.name}_{digest}"
 
     def open_pipeline(self) -> dlt.Pipeline:
+        from dlt.pipeline.exceptions import PipelineStepFailed
+
         pipeline = dlt.pipeline(pipeline_name=self.pipeline_name, destination=self.destination(), dataset_name=DATASET)
         if not pipeline.has_pending_data:
             # The destination holds the state that matches its runs: a lost or stale working folder is rebuilt from it.
-            pipeline.sync_destination()
+            try:
+                pipeline.sync_destination()
+            except PipelineStepFailed as exc:
+                raise self.unreachable(exc) from None
         return pipeline
+
+    def unreachable(self, exc: BaseException) -> EngineUnreachable:
+        root = exc
+        while (root.__cause__ or root.__context__) is not None:
+            root = root.__cause__ or root.__context__
+        return EngineUnreachable(f"cannot reach {self.location()}: {type(root).__name__}: {str(root).splitlines()[0]}")
 
     def destination(self) -> Any:
         raise NotImplementedError
@@ -164,20 +179,22 @@ class MotherDuckEngine(Engine):
 
         try:
             return resolve_configuration(MotherDuckCredentials(), sections=("destination", "motherduck", "credentials"))
-        except ConfigFieldMissingException as exc:
-            missing = ", ".join(f"DESTINATION__MOTHERDUCK__CREDENTIALS__{field.upper()}" for field in exc.fields)
+        except ConfigFieldMissingException:
             raise EngineConfigError(
-                f"--destination motherduck needs {missing} (the database name, and the MotherDuck token as a "
-                "secret in .dlt/secrets.toml or the environment)"
+                "--destination motherduck needs the MotherDuck token: set DESTINATION__MOTHERDUCK__CREDENTIALS__PASSWORD "
+                "(a secret, in the environment or .dlt/secrets.toml) and DESTINATION__MOTHERDUCK__CREDENTIALS__DATABASE"
             ) from None
 
     def destination(self) -> Any:
+        install_extensions("motherduck")
         return dlt.destinations.motherduck(self.credentials())
 
     @contextlib.contextmanager
     def writer(self) -> Iterator[duckdb.DuckDBPyConnection]:
         credentials = self.credentials()
-        with duckdb.connect(credentials.to_native_representation(), config=credentials.get_query()) as con:
+        install_extensions("motherduck")
+        # The token goes in the configuration, not the path: DuckDB's errors name the path.
+        with duckdb.connect(f"md:{credentials.database}", config={"motherduck_token": credentials.password}) as con:
             yield con
 
     def reader(self) -> contextlib.AbstractContextManager[duckdb.DuckDBPyConnection]:
