@@ -236,7 +236,7 @@ def test_the_commands_need_the_engine_configured_and_say_which_key(tmp_path: Pat
     for command in ("status", "export", "models"):
         result = subprocess.run(
             [sys.executable, "-m", "unpod_runs.cli", command, "--db", str(tmp_path / "x.duckdb"), "--destination",
-             "postgres"], env={"PYTHONPATH": str(REPO / "pipelines"), "PATH": "/usr/bin:/bin"},
+             "postgres"], env={"PYTHONPATH": str(REPO / "pipelines"), "PATH": "/usr/bin:/bin", "HOME": str(Path.home())},
             capture_output=True, text=True, timeout=60, cwd=tmp_path,
         )
         assert result.returncode == 2, (command, result.stderr)

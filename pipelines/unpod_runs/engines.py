@@ -225,7 +225,6 @@ class DuckLakeEngine(Engine):
         from dlt.destinations.impl.ducklake.configuration import DuckLakeCredentials
 
         install_extensions("ducklake", "sqlite", "postgres")
-        Path(self.data_path).mkdir(parents=True, exist_ok=True) if "://" not in self.data_path else None
         return dlt.destinations.ducklake(DuckLakeCredentials(self.LAKE, catalog=self.catalog, storage=self.data_path))
 
     def attach_statement(self, read_only: bool) -> str:
@@ -308,11 +307,10 @@ class PostgresEngine(Engine):
 
     @contextlib.contextmanager
     def reader(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        dsn = _libpq_dsn(self.credentials())
         install_extensions("postgres")
         with duckdb.connect() as con:
-            con.execute(
-                f"ATTACH {_literal(_libpq_dsn(self.credentials()))} AS {READER_CATALOG} (TYPE postgres, READ_ONLY)"
-            )
+            con.execute(f"ATTACH {_literal(dsn)} AS {READER_CATALOG} (TYPE postgres, READ_ONLY)")
             con.execute(f"use {READER_CATALOG}")
             yield con
 
