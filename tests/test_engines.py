@@ -19,7 +19,7 @@ import duckdb
 import pytest
 
 from conftest import REPO, assert_matches_truth, make_env
-from unpod_runs.engines import DuckLakeEngine, Engine, PostgresEngine, for_destination
+from unpod_runs.engines import Engine, for_destination
 from unpod_runs.load import KILL_AT_PHASE_ENV
 from unpod_runs.sandbox.server import FAULT_KINDS, FaultPlan, SandboxServer
 from unpod_runs.sandbox.world import World

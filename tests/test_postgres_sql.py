@@ -10,7 +10,8 @@ import pytest
 
 from conftest import LoadEnv
 from unpod_runs.checks import load_checks, run_checks
-from unpod_runs.engines import PostgresEngine, native_sql, table_columns
+from unpod_runs.engines import PostgresEngine
+from unpod_runs.portable import native_sql, table_columns
 from unpod_runs.load import run_load
 from unpod_runs.models import SCHEMA, SQL_DIR, ModelBuildError, build_models, load_models
 

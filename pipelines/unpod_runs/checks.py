@@ -19,7 +19,7 @@ from typing import Any
 
 import duckdb
 
-from unpod_runs.engines import DATABASE_ERRORS, native_sql
+from unpod_runs.portable import DATABASE_ERRORS, native_sql
 from unpod_runs.models import SQL_DIR
 
 logger = logging.getLogger(__name__)

@@ -200,7 +200,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def _loaded_engine(args: argparse.Namespace):
     """The engine the command reads, or the exit code when it cannot: not configured, or nothing loaded yet."""
-    from .engines import DATABASE_ERRORS, EngineConfigError, for_destination
+    from .engines import EngineConfigError, for_destination
+    from .portable import DATABASE_ERRORS
 
     try:
         engine = for_destination(args.destination, args.db)

@@ -33,14 +33,13 @@ import duckdb
 import psycopg2
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
+from .portable import has_table
 from .workspace import WRITER_CONFIG, Workspace
 
 log = logging.getLogger(__name__)
 
 DESTINATIONS = ("duckdb", "ducklake", "postgres", "motherduck")
 DATASET = "unpod"
-# What a failed statement raises, on any engine: models and checks report it instead of crashing.
-DATABASE_ERRORS = (duckdb.Error, psycopg2.Error)
 # The name readers attach a shared engine under in DuckDB.
 READER_CATALOG = "unpod_db"
 
@@ -370,46 +369,6 @@ class PostgresConnection:
 
     def close(self) -> None:
         self._connection.close()
-
-
-def has_table(con: Any, schema: str, table: str) -> bool:
-    (count,) = con.execute(
-        "select count(*) from information_schema.tables where table_catalog = current_database() "
-        "and table_schema = ? and table_name = ?",
-        [schema, table],
-    ).fetchone()
-    return count > 0
-
-
-def native_sql(con: Any, sql: str) -> str:
-    """``sql`` (DuckDB's dialect) as the engine behind ``con`` runs it."""
-    if getattr(con, "dialect", "duckdb") != "postgres":
-        return sql
-    from .portable import to_postgres
-
-    return to_postgres(sql, lambda schema, table: table_columns(con, schema, table))
-
-
-def refills_models(con: Any) -> bool:
-    """On PostgreSQL a full build refills the tables it built last night instead of replacing them (models.py)."""
-    return getattr(con, "dialect", "duckdb") == "postgres"
-
-
-def comments_on_view_columns(con: Any) -> bool:
-    """A DuckLake keeps no comment on a view's column (its tables' columns and its views keep theirs)."""
-    if getattr(con, "dialect", "duckdb") == "postgres":
-        return True
-    row = con.execute("select type from duckdb_databases() where database_name = current_database()").fetchone()
-    return row is None or row[0] != "ducklake"
-
-
-def table_columns(con: Any, schema: str, table: str) -> list[str]:
-    rows = con.execute(
-        "select column_name from information_schema.columns where table_catalog = current_database() "
-        "and table_schema = ? and table_name = ? order by ordinal_position",
-        [schema, table],
-    ).fetchall()
-    return [name for (name,) in rows]
 
 
 def install_extensions(*names: str) -> None:

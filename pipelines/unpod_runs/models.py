@@ -38,7 +38,7 @@ from pathlib import Path
 
 import duckdb
 
-from .engines import DATABASE_ERRORS, comments_on_view_columns, native_sql, refills_models
+from .portable import DATABASE_ERRORS, comments_on_view_columns, native_sql, refills_models
 
 logger = logging.getLogger(__name__)
 

@@ -14,20 +14,69 @@ Three constructs are translated here instead, each proven on a real PostgreSQL b
 - ``round(x, n)`` of a double: PostgreSQL rounds only ``numeric`` to ``n`` places.
 
 Any other construct that PostgreSQL does not run fails the guard test, which runs every model and check there.
+
+The helpers here are what models.py and checks.py need to run on any engine's connection (a DuckDB one, or
+engines.PostgresConnection, whose ``dialect`` is "postgres"); sqlglot is imported only when something is translated.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-import sqlglot
-from sqlglot import exp
+import duckdb
+import psycopg2
+
+if TYPE_CHECKING:
+    from sqlglot import exp
+
+# What a failed statement raises, on any engine: models and checks report it instead of crashing.
+DATABASE_ERRORS = (duckdb.Error, psycopg2.Error)
 
 # The columns a table has (empty when it does not exist).
 ColumnsOf = Callable[[str, str], list[str]]
 
 
+def has_table(con: Any, schema: str, table: str) -> bool:
+    (count,) = con.execute(
+        "select count(*) from information_schema.tables where table_catalog = current_database() "
+        "and table_schema = ? and table_name = ?",
+        [schema, table],
+    ).fetchone()
+    return count > 0
+
+
+def native_sql(con: Any, sql: str) -> str:
+    """``sql`` (DuckDB's dialect) as the engine behind ``con`` runs it."""
+    if getattr(con, "dialect", "duckdb") != "postgres":
+        return sql
+    return to_postgres(sql, lambda schema, table: table_columns(con, schema, table))
+
+
+def refills_models(con: Any) -> bool:
+    """On PostgreSQL a full build refills the tables it built last night instead of replacing them (models.py)."""
+    return getattr(con, "dialect", "duckdb") == "postgres"
+
+
+def comments_on_view_columns(con: Any) -> bool:
+    """A DuckLake keeps no comment on a view's column (its tables' columns and its views keep theirs)."""
+    if getattr(con, "dialect", "duckdb") == "postgres":
+        return True
+    row = con.execute("select type from duckdb_databases() where database_name = current_database()").fetchone()
+    return row is None or row[0] != "ducklake"
+
+
+def table_columns(con: Any, schema: str, table: str) -> list[str]:
+    rows = con.execute(
+        "select column_name from information_schema.columns where table_catalog = current_database() "
+        "and table_schema = ? and table_name = ? order by ordinal_position",
+        [schema, table],
+    ).fetchall()
+    return [name for (name,) in rows]
+
+
 def to_postgres(sql: str, columns_of: ColumnsOf) -> str:
+    import sqlglot
+
     tree = sqlglot.parse_one(sql, read="duckdb")
     tree = tree.transform(_epoch_us)
     tree = tree.transform(_round_numeric)
@@ -35,20 +84,26 @@ def to_postgres(sql: str, columns_of: ColumnsOf) -> str:
     return tree.sql(dialect="postgres")
 
 
-def _epoch_us(node: exp.Expression) -> exp.Expression:
+def _epoch_us(node: "exp.Expression") -> "exp.Expression":
+    from sqlglot import exp
+
     if isinstance(node, exp.Anonymous) and node.name.lower() == "epoch_us" and len(node.expressions) == 1:
         seconds = exp.Extract(this=exp.var("epoch"), expression=node.expressions[0])
         return exp.cast(exp.Mul(this=seconds, expression=exp.Literal.number(1_000_000)), "bigint")
     return node
 
 
-def _round_numeric(node: exp.Expression) -> exp.Expression:
+def _round_numeric(node: "exp.Expression") -> "exp.Expression":
+    from sqlglot import exp
+
     if isinstance(node, exp.Round) and node.args.get("decimals") is not None:
         return exp.Round(this=exp.cast(node.this, "numeric"), decimals=node.args["decimals"])
     return node
 
 
-def _union_by_name(tree: exp.Expression, columns_of: ColumnsOf) -> None:
+def _union_by_name(tree: "exp.Expression", columns_of: ColumnsOf) -> None:
+    from sqlglot import exp
+
     contracts = {cte.alias: cte.this for cte in tree.find_all(exp.CTE)}
     for union in list(tree.find_all(exp.Union)):
         if not union.args.get("by_name"):
@@ -67,8 +122,10 @@ def _union_by_name(tree: exp.Expression, columns_of: ColumnsOf) -> None:
         union.set("by_name", None)
 
 
-def _star_source(select: exp.Expression) -> str | None:
+def _star_source(select: "exp.Expression") -> str | None:
     """The relation of a ``select * from <relation>``, else None."""
+    from sqlglot import exp
+
     if not isinstance(select, exp.Select) or not select.is_star or select.args.get("from_") is None:
         return None
     source = select.args["from_"].this
