@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -39,8 +40,9 @@ def postgres_database(server: pgserver.PostgresServer, name: str) -> str:
     return f"postgresql://postgres:@localhost/{name}?host={socket}"
 
 
-def load(folder: Path, destination: str, env: dict) -> float:
-    started = time.monotonic()
+def load(folder: Path, destination: str, env: dict) -> tuple[float, float]:
+    """Wall seconds and CPU seconds of one load (the command's process; a PostgreSQL server's work is not in it)."""
+    started, cpu_before = time.monotonic(), _children_cpu()
     result = subprocess.run(
         [sys.executable, "-m", "unpod_runs.cli", "load", "--db", str(folder / "unpod_runs.duckdb"),
          "--destination", destination], env=env, capture_output=True, text=True, cwd=folder,
@@ -48,7 +50,12 @@ def load(folder: Path, destination: str, env: dict) -> float:
     seconds = time.monotonic() - started
     if result.returncode != 0:
         raise SystemExit(f"{destination} load failed ({result.returncode}):\n{result.stderr[-2000:]}")
-    return seconds
+    return seconds, _children_cpu() - cpu_before
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def main() -> None:
@@ -81,11 +88,13 @@ def main() -> None:
                 world.advance(hours=1, new_runs=0, finish_fraction=0.0)
                 quiet = load(folder, destination, env)
                 timings[label] = (first, quiet)
-                print(f"{label:<30} night 1 {first:6.1f} s   quiet night {quiet:5.1f} s", flush=True)
+                print(f"{label:<30} night 1 {first[0]:6.1f} s wall {first[1]:6.1f} s CPU   "
+                      f"quiet night {quiet[0]:5.1f} s wall {quiet[1]:5.1f} s CPU", flush=True)
     finally:
         postgres.cleanup()
         shutil.rmtree(root, ignore_errors=True)
-    print(f"\n{args.runs} runs in {args.spaces} spaces, {os.cpu_count()} cores")
+    print(f"\n{args.runs} runs in {args.spaces} spaces, {os.cpu_count()} cores, load average "
+          f"{' '.join(f'{value:.1f}' for value in os.getloadavg())}")
 
 
 if __name__ == "__main__":

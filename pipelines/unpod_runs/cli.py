@@ -152,6 +152,7 @@ def cmd_models(args: argparse.Namespace) -> int:
         return 0
     from .engines import DuckDbFileEngine, EngineConfigError, for_destination
     from .load import EXIT_CONFIG, EXIT_LOCKED, build_analytics
+    from .portable import DATABASE_ERRORS
     from .workspace import LoadLock, LockBusy, PublishFailed
 
     try:
@@ -165,6 +166,8 @@ def cmd_models(args: argparse.Namespace) -> int:
             engine.publish()
     except EngineConfigError as exc:
         return _fail(str(exc), EXIT_CONFIG)
+    except DATABASE_ERRORS as exc:
+        return _fail(str(engine.unreachable(exc)), 1)
     except LockBusy as exc:
         return _fail(str(exc), EXIT_LOCKED)
     except PublishFailed as exc:

@@ -16,10 +16,10 @@ import duckdb
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from . import history
-from .engines import Engine, for_destination
-from .portable import has_table
 from .client import AuthError, ConfigError, RequestStats, UnpodClient, UnpodError, check_base_url
 from .config import UnpodSettings, load_settings
+from .engines import Engine, for_destination
+from .portable import has_table
 from .source import ExtractReport, SpaceTarget, unpod
 from .workspace import LoadLock
 
