@@ -7,7 +7,9 @@ answers and the same ``Date``), then compares ``unpod.runs`` and every ``analyti
 
 from __future__ import annotations
 
+import html
 import math
+import re
 import signal
 import subprocess
 import sys
@@ -19,7 +21,7 @@ import duckdb
 import pytest
 
 from conftest import REPO, assert_matches_truth, make_env
-from unpod_runs.engines import Engine, for_destination
+from unpod_runs.engines import Engine, EngineConfigError, for_destination
 from unpod_runs.load import KILL_AT_PHASE_ENV
 from unpod_runs.sandbox.server import FAULT_KINDS, FaultPlan, SandboxServer
 from unpod_runs.sandbox.world import World
@@ -93,6 +95,16 @@ class Nights:
                 _assert_rows_equal(_rows(reader, query), expected, name)
 
 
+def _report_text(db: Path) -> str:
+    """What the report beside ``db`` says, without its markup, charts, and the wall-clock times of its load."""
+    page = (db.with_name("report.html")).read_text()
+    page = re.sub(r"<(style|svg|script)\b.*?</\1>|<img[^>]*>", " ", page, flags=re.S)
+    text = re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", page)))
+    text = re.sub(r"(generated|latest load) \d{4}-\d\d-\d\d \d\d:\d\d UTC", r"\1 (when)", text)
+    assert "Runs by status" in text
+    return text
+
+
 def _reader(nights: Nights):
     return nights.engine().reader()
 
@@ -163,6 +175,18 @@ def test_two_nights_with_silent_finishes_and_a_new_space_of_old_runs(nights: Nig
     assert status.stdout.splitlines()[0] == f"database {nights.engine().location()}"
     tokens = {line.split()[0] for line in status.stdout.splitlines()[2:-2]}
     assert tokens == set(nights.world.space_tokens())
+    assert _report_text(nights.engine_db) == _report_text(nights.file_db)
+
+    models = nights.cli("models")
+    assert models.returncode == 0, models.stderr
+    nights.assert_same_as_the_file()
+    out = nights.engine_db.with_name("export")
+    export = nights.cli("export", "--out", str(out))
+    assert export.returncode == 0, export.stderr
+    with nights.engine().reader() as reader:
+        for name in _analytics(reader):
+            (rows,) = reader.execute(f"select count(*) from analytics.{name}").fetchone()
+            assert duckdb.sql(f"select count(*) from '{out / (name + '.parquet')}'").fetchone()[0] == rows, name
 
 
 @pytest.mark.parametrize("phase", ["load", "models"])
@@ -230,6 +254,13 @@ def test_ducklake_with_a_postgresql_catalog(tmp_path: Path, postgres_url: str, m
         nights.assert_same_as_the_file()
     assert list((tmp_path / "lake-data").rglob("*.parquet")), "the data is in the configured folder"
     assert not (nights.engine_db.with_name("unpod_runs.ducklake.sqlite")).exists()
+
+
+def test_a_ducklake_catalog_readers_cannot_share_is_refused_by_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("DESTINATION__DUCKLAKE__CREDENTIALS__CATALOG", f"duckdb:///{tmp_path / 'catalog.duckdb'}")
+    with pytest.raises(EngineConfigError, match="must be sqlite:///PATH or postgres://"):
+        for_destination("ducklake", tmp_path / "unpod_runs.duckdb").destination()
+    assert not (tmp_path / "catalog.duckdb").exists()
 
 
 def test_the_commands_need_the_engine_configured_and_say_which_key(tmp_path: Path):

@@ -224,6 +224,7 @@ class DuckLakeEngine(Engine):
         from dlt.destinations.impl.ducklake.configuration import DuckLakeCredentials
 
         install_extensions("ducklake", "sqlite", "postgres")
+        self.attach_statement(read_only=True)  # a catalog readers cannot share is refused before anything is written
         return dlt.destinations.ducklake(DuckLakeCredentials(self.LAKE, catalog=self.catalog, storage=self.data_path))
 
     def attach_statement(self, read_only: bool) -> str:
@@ -235,7 +236,11 @@ class DuckLakeEngine(Engine):
         elif catalog.drivername in ("postgres", "postgresql"):
             target = f"postgres:{_libpq_dsn(catalog)}"
         else:
-            target = f"{catalog.drivername}:{catalog.database}"
+            # A DuckDB catalog file has one writer and no other reader: readers could not attach during a load.
+            raise EngineConfigError(
+                f"DESTINATION__DUCKLAKE__CREDENTIALS__CATALOG must be sqlite:///PATH or postgres://..., "
+                f"not {catalog.drivername}: readers attach the lake while a load writes it"
+            )
         options = [f"DATA_PATH {_literal(self.data_path)}"]
         if catalog.drivername == "sqlite":
             options += ["META_TYPE 'sqlite'", "META_JOURNAL_MODE 'WAL'", "META_BUSY_TIMEOUT 1000"]
