@@ -27,8 +27,9 @@ from unpod_runs.sandbox.server import FAULT_KINDS, FaultPlan, SandboxServer
 from unpod_runs.sandbox.world import World
 
 ENGINES = ("postgres", "ducklake")
-# Columns of the runs that the API decides; the rest are dlt's own (load ids differ between two pipelines).
-RUN_COLUMNS = "run_id, space_token, collection_ref, run_mode, status, batch_count, created, modified, deleted_at"
+# Columns of the runs that the API decides (a full scan sets deleted_at to its own clock); the rest are dlt's own.
+RUN_COLUMNS = ("run_id, space_token, collection_ref, run_mode, status, batch_count, created, modified, "
+               "deleted_at is null as is_listed")
 # What a load did, not when: the same on both engines.
 LOAD_COLUMNS = "outcome, full_scan, spaces_ok, spaces_failed, failed_spaces, runs_new, runs_updated, runs_rejected"
 # Relations that say how the models were built, not what the data is: a refresh on the file, a full build elsewhere.
@@ -51,10 +52,10 @@ class Nights:
         self.engine_db = tmp_path / "engine" / "unpod_runs.duckdb"
         self.env = {**make_env(tmp_path, world, server, page_size="10"), **engine_env}
 
-    def load(self, target: str, extra_env: dict | None = None) -> subprocess.Popen:
+    def load(self, target: str, extra_env: dict | None = None, *options: str) -> subprocess.Popen:
         db, destination = (self.file_db, "duckdb") if target == "file" else (self.engine_db, self.destination)
         return subprocess.Popen(
-            [sys.executable, "-m", "unpod_runs.cli", "load", "--db", str(db), "--destination", destination],
+            [sys.executable, "-m", "unpod_runs.cli", "load", *options, "--db", str(db), "--destination", destination],
             env={**self.env, **(extra_env or {})}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             cwd=db.parent,
         )
@@ -204,6 +205,19 @@ def test_a_killed_load_loses_nothing_and_the_next_completes_it(nights: Nights, p
     nights.night()
 
     nights.assert_same_as_the_file(same_loads=False)
+
+
+def test_a_full_scan_marks_a_run_the_api_stopped_listing(nights: Nights):
+    nights.night()
+    gone = next(iter(nights.world.truth()))
+    nights.world.delete_run(gone)
+    for target in ("file", "engine"):
+        nights.load(target, {}, "--full-scan").communicate(timeout=300)
+
+    nights.assert_same_as_the_file()
+    with nights.engine().reader() as reader:
+        assert reader.execute("select deleted_at is not null from unpod.runs where run_id = ?", [gone]).fetchone() == (True,)
+        assert reader.execute("select count(*) from analytics.run_durations where run_id = ?", [gone]).fetchone() == (0,)
 
 
 def test_faults_of_every_kind_are_retried_and_the_result_is_exact(
