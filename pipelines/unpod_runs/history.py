@@ -2,7 +2,7 @@
 
 They live in schema ``unpod`` beside dlt's tables so ``status`` and dashboards read them from the published
 file; dlt leaves tables outside its schema alone. Their SQL runs on every engine (DuckDB, DuckLake, PostgreSQL):
-no constraint (DuckLake has none), so a space's row is replaced by delete and insert, in one transaction.
+no constraint (DuckLake has none), so a space's row is updated where it exists and inserted where it does not.
 """
 
 from __future__ import annotations
@@ -94,19 +94,42 @@ def set_outcome(con: duckdb.DuckDBPyConnection, load_id: str, outcome: str) -> N
 
 
 def record_space_successes(con: duckdb.DuckDBPyConnection, at: datetime, rows: list[tuple]) -> None:
-    """Rows of (token, runs_listed, open_runs, mode, requests), in a few statements (executemany is slow here)."""
+    """Rows of (token, runs_listed, open_runs, mode, requests), in a few statements (executemany is slow here).
+
+    A known space's row is updated in place, a new one inserted: rewriting every row each night would make the
+    DuckDB file take new blocks for the table every night and give the old ones back the next.
+    """
     if not rows:
         return
     tokens, listed, open_runs, modes, requests = (list(column) for column in zip(*rows))
+    tonight = (
+        "select unnest(?) as space_token, ?::timestamptz as seen_at, unnest(?) as runs_listed, "
+        "unnest(?) as open_runs_tracked, unnest(?) as last_mode, unnest(?) as last_requests"
+    )
+    parameters = [tokens, at, listed, open_runs, modes, requests]
     con.begin()
     try:
-        con.execute("delete from unpod.space_status where space_token in (select unnest(?))", [tokens])
         con.execute(
-            """
-            insert into unpod.space_status
-            select unnest(?), ?::timestamptz, ?::timestamptz, 'ok', null, unnest(?), unnest(?), unnest(?), unnest(?)
+            f"""
+            update unpod.space_status set
+                last_attempt_at = tonight.seen_at, last_success_at = tonight.seen_at, last_outcome = 'ok',
+                last_error = null,
+                runs_listed = tonight.runs_listed, open_runs_tracked = tonight.open_runs_tracked,
+                last_mode = tonight.last_mode, last_requests = tonight.last_requests
+            from ({tonight}) as tonight
+            where space_status.space_token = tonight.space_token
             """,
-            [tokens, at, at, listed, open_runs, modes, requests],
+            parameters,
+        )
+        con.execute(
+            f"""
+            insert into unpod.space_status
+            select tonight.space_token, tonight.seen_at, tonight.seen_at, 'ok', null, tonight.runs_listed,
+                tonight.open_runs_tracked, tonight.last_mode, tonight.last_requests
+            from ({tonight}) as tonight
+            where tonight.space_token not in (select space_token from unpod.space_status)
+            """,
+            parameters,
         )
         con.commit()
     except BaseException:
