@@ -20,6 +20,8 @@ $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.lock
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	# DuckLake, the PostgreSQL reader and MotherDuck: DuckDB's extensions from their locked wheels, never downloaded at run time.
+	$(PY) -c 'import duckdb, duckdb_extensions as x; con = duckdb.connect(); [x.import_extension(n, con=con) for n in ("ducklake", "sqlite", "postgres", "motherduck")]'
 	@touch $(STAMP)
 
 $(BI_STAMP): requirements-bi.lock

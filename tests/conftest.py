@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -55,6 +57,39 @@ def make_env(tmp_path: Path, world: World, server: SandboxServer, **settings: st
 
 # The world of `load_env`: an empty space, a space of one run, and one of several pages (page_size 10).
 DEFAULT_WORLD = {"seed": 11, "spaces": 3, "runs": [0, 1, 57]}
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A real PostgreSQL 16 for the session, from the locked pgserver wheel, on a Unix socket in a folder of its own.
+
+    Not under pytest's own temporary folder: run as root, the server runs as a user of its own, which must reach
+    its data folder through every parent (pytest's are private to the user who runs the tests).
+    """
+    import pgserver
+
+    folder = Path(tempfile.mkdtemp(prefix="unpod-runs-postgres-"))
+    folder.chmod(0o755)
+    server = pgserver.get_server(folder / "data", cleanup_mode="stop")
+    yield server
+    server.cleanup()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_url(postgres_server, request: pytest.FixtureRequest) -> str:
+    """A database of its own for each test, as dlt's connection string (a socket folder is given as ``host``)."""
+    import psycopg2
+
+    name = "test_" + hashlib.sha1(request.node.nodeid.encode()).hexdigest()[:16]
+    socket = postgres_server.get_postmaster_info().socket_dir
+    admin = psycopg2.connect(dbname="postgres", user="postgres", host=str(socket))
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute(f"drop database if exists {name} with (force)")
+        cursor.execute(f"create database {name}")
+    admin.close()
+    return f"postgresql://postgres:@localhost/{name}?host={socket}"
 
 
 @pytest.fixture

@@ -271,6 +271,7 @@ def test_an_organization_whose_spaces_are_all_empty_loads_cleanly(tmp_path, monk
 @pytest.mark.usefixtures("after_night_one")
 def test_a_cursor_of_the_first_format_is_moved_to_the_cursor_table(load_env: LoadEnv):
     """The first format kept every open run in dlt's state: the next load reads them there and writes the table."""
+    from unpod_runs.engines import DuckDbFileEngine
     from unpod_runs.load import _open_pipeline
 
     world = load_env.world
@@ -279,7 +280,7 @@ def test_a_cursor_of_the_first_format_is_moved_to_the_cursor_table(load_env: Loa
         tracked = con.execute("select run_id, space_token, rank, status, modified from unpod.run_cursor").fetchall()
         con.execute("delete from unpod.run_cursor")
     assert tracked, "the fixture world needs open runs"
-    pipeline = _open_pipeline(workspace)
+    pipeline = _open_pipeline(DuckDbFileEngine(load_env.db))
     with pipeline.managed_state(extract_state=True) as state:
         spaces = state["sources"]["unpod"]["spaces"]
         for token, cursor in spaces.items():

@@ -20,6 +20,7 @@ from typing import Any
 import duckdb
 
 from unpod_runs.models import SQL_DIR, split_header
+from unpod_runs.portable import DATABASE_ERRORS, native_sql
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +67,7 @@ def run_checks(
     scope = "" if since_load_id is None else f" where _dlt_load_id > {_literal(since_load_id)}"
     try:
         con.execute(f"create or replace temp view {CHECKED_RUNS} as select * from unpod.runs{scope}")
-    except duckdb.Error as error:
+    except DATABASE_ERRORS as error:
         logger.warning("cannot define %s: %s", CHECKED_RUNS, error)  # the checks that read it say so
     results = [_run_check(con, check) for check in load_checks(checks_dir)]
     failed = [result.name for result in results if not result.passed]
@@ -114,13 +115,16 @@ def _parse_check(path: Path) -> Check:
 def _run_check(con: duckdb.DuckDBPyConnection, check: Check) -> CheckResult:
     try:
         # Run the query once: the offending rows are few, and a check may scan a lot to find them.
-        con.execute(f"create or replace temp table {_OFFENDING} as\n{check.query}")
-        (row_count,) = con.execute(f"select count(*) from temp.{_OFFENDING}").fetchone()
-        cursor = con.execute(f"select * from temp.{_OFFENDING} limit {SAMPLE_SIZE}")
+        # (A temporary table outlives a check that failed half way: drop it first. Every engine's temporary
+        # tables come first in its search path, so the bare name is the temporary one.)
+        con.execute(f"drop table if exists {_OFFENDING}")
+        con.execute(f"create temp table {_OFFENDING} as\n{native_sql(con, check.query)}")
+        (row_count,) = con.execute(f"select count(*) from {_OFFENDING}").fetchone()
+        cursor = con.execute(f"select * from {_OFFENDING} limit {SAMPLE_SIZE}")
         names = [column[0] for column in cursor.description]
         sample_rows = [dict(zip(names, row)) for row in cursor.fetchall()]
-        con.execute(f"drop table temp.{_OFFENDING}")
-    except duckdb.Error as error:
+        con.execute(f"drop table {_OFFENDING}")
+    except DATABASE_ERRORS as error:
         return CheckResult(
             name=check.name,
             severity="error",

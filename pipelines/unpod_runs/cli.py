@@ -46,14 +46,18 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     load.add_argument("--full-scan", action="store_true", help="re-read every page (weekly reconciliation)")
     load.add_argument("--report", type=Path, help="where to write the HTML report (default: beside --db)")
     load.add_argument("--allow-insecure-http", action="store_true", help="allow an http:// base URL that is not loopback")
+    _destination_option(load)
 
     models = _command(commands, "models", cmd_models, "rebuild the models in sql/ and run the data checks")
     models.add_argument("--describe", action="store_true", help="print what each model and column means, build nothing")
+    _destination_option(models)
 
-    _command(commands, "status", cmd_status, "per space: last successful load, runs stored, open runs; freshness")
+    status = _command(commands, "status", cmd_status, "per space: last successful load, runs stored, open runs; freshness")
+    _destination_option(status)
 
     export = _command(commands, "export", cmd_export, "write every analytics relation as Parquet into a folder")
     export.add_argument("--out", type=Path, default=Path("data/export"), help="target folder (default data/export)")
+    _destination_option(export)
 
     sandbox = commands.add_parser("sandbox", help="serve the local Unpod simulator on 127.0.0.1")
     if _command_name(argv) == "sandbox":
@@ -90,6 +94,14 @@ def _default_db() -> Path:
     return Path(project) / DEFAULT_DB if project else DEFAULT_DB
 
 
+def _destination_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--destination", default="duckdb", choices=("duckdb", "ducklake", "postgres", "motherduck"),
+        help="where the tables live (default duckdb, the --db file); the others are configured by dlt's "
+             "DESTINATION__<NAME>__... keys, see the README's \"When one file is not enough\"",
+    )
+
+
 def _verbose_option(parser: argparse.ArgumentParser, default: object = argparse.SUPPRESS) -> None:
     """``--verbose`` before or after the command; a command's own default must not reset the main one."""
     parser.add_argument("-v", "--verbose", action="store_true", default=default, help="log debug details")
@@ -97,6 +109,7 @@ def _verbose_option(parser: argparse.ArgumentParser, default: object = argparse.
 
 def cmd_load(args: argparse.Namespace) -> int:
     """Run one load; its exit code follows ``outcomes.py``."""
+    from .engines import EngineConfigError, EngineUnreachable
     from .errors import AuthError, ConfigError
     from .load import LoadFailed, run_load
     from .outcomes import EXIT_CONFIG, EXIT_LOCKED, EXIT_SPACES_FAILED
@@ -104,7 +117,11 @@ def cmd_load(args: argparse.Namespace) -> int:
 
     report = args.report or args.db.with_name("report.html")
     try:
-        summary = run_load(args.db, args.space, args.full_scan, report, args.allow_insecure_http)
+        summary = run_load(args.db, args.space, args.full_scan, report, args.allow_insecure_http, args.destination)
+    except EngineConfigError as exc:
+        return _fail(f"{exc}; nothing was loaded", EXIT_CONFIG)
+    except EngineUnreachable as exc:
+        return _fail(f"{exc}; nothing was loaded, the next load retries", EXIT_SPACES_FAILED)
     except (ConfigError, AuthError) as exc:
         return _fail(f"{exc}; nothing was loaded", EXIT_CONFIG)
     except LockBusy as exc:
@@ -133,20 +150,25 @@ def cmd_models(args: argparse.Namespace) -> int:
     if args.describe:
         print(describe_models())
         return 0
-    import duckdb
-
+    from .engines import DuckDbFileEngine, EngineConfigError, for_destination
     from .load import build_analytics
-    from .outcomes import EXIT_LOCKED, EXIT_SPACES_FAILED
-    from .workspace import WRITER_CONFIG, LoadLock, LockBusy, PublishFailed, Workspace
+    from .outcomes import EXIT_CONFIG, EXIT_LOCKED, EXIT_SPACES_FAILED
+    from .portable import DATABASE_ERRORS
+    from .workspace import LoadLock, LockBusy, PublishFailed
 
     try:
         with LoadLock(args.db):
-            workspace = Workspace.for_db(args.db)
-            if workspace.prepare() == "new":
-                return _fail(f"no database at {args.db}: run `unpod-runs load` first", 1)
-            with duckdb.connect(str(workspace.work_db), config=WRITER_CONFIG) as con:
-                problems = build_analytics(con, None)
-            workspace.publish()
+            engine = for_destination(args.destination, args.db)
+            exists = engine.workspace.prepare() != "new" if isinstance(engine, DuckDbFileEngine) else engine.has_data()
+            if not exists:
+                return _fail(f"no database at {engine.location()}: run `unpod-runs load` first", 1)
+            with engine.writer() as con:
+                problems = build_analytics(con, None, engine=engine)
+            engine.publish()
+    except EngineConfigError as exc:
+        return _fail(str(exc), EXIT_CONFIG)
+    except DATABASE_ERRORS as exc:
+        return _fail(str(engine.unreachable(exc)), 1)
     except LockBusy as exc:
         return _fail(str(exc), EXIT_LOCKED)
     except PublishFailed as exc:
@@ -160,24 +182,40 @@ def cmd_models(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     from .status import render_status
 
-    if not args.db.exists():
-        return _fail(f"no database at {args.db}: run `unpod-runs load` first", 1)
-    print(render_status(args.db))
+    engine = _loaded_engine(args)
+    if isinstance(engine, int):
+        return engine
+    print(render_status(args.db, engine if args.destination != "duckdb" else None))
     return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    import duckdb
-
     from .export import export_analytics
 
-    if not args.db.exists():
-        return _fail(f"no database at {args.db}: run `unpod-runs load` first", 1)
-    with duckdb.connect(str(args.db), read_only=True) as con:
+    engine = _loaded_engine(args)
+    if isinstance(engine, int):
+        return engine
+    with engine.reader() as con:
         paths = export_analytics(con, args.out)
     for path in paths:
         print(path)
     return 0
+
+
+def _loaded_engine(args: argparse.Namespace):
+    """The engine the command reads, or the exit code when it cannot: not configured, or nothing loaded yet."""
+    from .engines import EngineConfigError, for_destination
+    from .portable import DATABASE_ERRORS
+
+    try:
+        engine = for_destination(args.destination, args.db)
+        if not engine.has_data():
+            return _fail(f"no database at {engine.location()}: run `unpod-runs load` first", 1)
+    except EngineConfigError as exc:
+        return _fail(str(exc), 2)
+    except DATABASE_ERRORS as exc:
+        return _fail(str(engine.unreachable(exc)), 1)
+    return engine
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -203,7 +241,7 @@ def _configure_logging(verbose: bool) -> None:
         stream=sys.stderr,
     )
     os.environ.setdefault("RUNTIME__LOG_LEVEL", "WARNING")
-    for noisy in ("dlt", "urllib3"):
+    for noisy in ("dlt", "urllib3", "sqlglot"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

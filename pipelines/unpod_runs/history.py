@@ -1,7 +1,8 @@
 """The pipeline's own bookkeeping tables: one row per load, and each space's latest outcome.
 
 They live in schema ``unpod`` beside dlt's tables so ``status`` and dashboards read them from the published
-file; dlt leaves tables outside its schema alone.
+file; dlt leaves tables outside its schema alone. Their SQL runs on every engine (DuckDB, DuckLake, PostgreSQL):
+no constraint (DuckLake has none), so a space's row is updated where it exists and inserted where it does not.
 """
 
 from __future__ import annotations
@@ -26,13 +27,13 @@ create table if not exists unpod.load_history (
     runs_rejected bigint,
     requests bigint,
     retries bigint,
-    duration_seconds double
+    duration_seconds double precision
 )
 """
 
 CREATE_SPACE_STATUS = """
 create table if not exists unpod.space_status (
-    space_token varchar primary key,
+    space_token varchar,
     last_attempt_at timestamptz,
     last_success_at timestamptz,
     last_outcome varchar,
@@ -93,28 +94,62 @@ def set_outcome(con: duckdb.DuckDBPyConnection, load_id: str, outcome: str) -> N
 
 
 def record_space_successes(con: duckdb.DuckDBPyConnection, at: datetime, rows: list[tuple]) -> None:
-    """Rows of (token, runs_listed, open_runs, mode, requests), in one statement (executemany is slow here)."""
+    """Rows of (token, runs_listed, open_runs, mode, requests), in a few statements (executemany is slow here).
+
+    A known space's row is updated in place, a new one inserted: rewriting every row each night would make the
+    DuckDB file take new blocks for the table every night and give the old ones back the next.
+    """
     if not rows:
         return
     tokens, listed, open_runs, modes, requests = (list(column) for column in zip(*rows))
-    con.execute(
-        """
-        insert or replace into unpod.space_status
-        select unnest(?), ?::timestamptz, ?::timestamptz, 'ok', null, unnest(?), unnest(?), unnest(?), unnest(?)
-        """,
-        [tokens, at, at, listed, open_runs, modes, requests],
+    tonight = (
+        "select unnest(?) as space_token, ?::timestamptz as seen_at, unnest(?) as runs_listed, "
+        "unnest(?) as open_runs_tracked, unnest(?) as last_mode, unnest(?) as last_requests"
     )
+    parameters = [tokens, at, listed, open_runs, modes, requests]
+    con.begin()
+    try:
+        con.execute(
+            f"""
+            update unpod.space_status set
+                last_attempt_at = tonight.seen_at, last_success_at = tonight.seen_at, last_outcome = 'ok',
+                last_error = null,
+                runs_listed = tonight.runs_listed, open_runs_tracked = tonight.open_runs_tracked,
+                last_mode = tonight.last_mode, last_requests = tonight.last_requests
+            from ({tonight}) as tonight
+            where space_status.space_token = tonight.space_token
+            """,
+            parameters,
+        )
+        con.execute(
+            f"""
+            insert into unpod.space_status
+            select tonight.space_token, tonight.seen_at, tonight.seen_at, 'ok', null, tonight.runs_listed,
+                tonight.open_runs_tracked, tonight.last_mode, tonight.last_requests
+            from ({tonight}) as tonight
+            where tonight.space_token not in (select space_token from unpod.space_status)
+            """,
+            parameters,
+        )
+        con.commit()
+    except BaseException:
+        con.rollback()
+        raise
 
 
 def record_space_failure(con: duckdb.DuckDBPyConnection, token: str, at: datetime, error: str) -> None:
+    """A failed space keeps its last success and counts; only the attempt and the error change."""
     con.execute(
         """
-        insert into unpod.space_status (space_token, last_attempt_at, last_outcome, last_error)
-        values (?, ?, 'failed', ?)
-        on conflict (space_token) do update set
-            last_attempt_at = excluded.last_attempt_at,
-            last_outcome = excluded.last_outcome,
-            last_error = excluded.last_error
+        insert into unpod.space_status (space_token)
+        select ? where not exists (select 1 from unpod.space_status where space_token = ?)
         """,
-        [token, at, error],
+        [token, token],
+    )
+    con.execute(
+        """
+        update unpod.space_status set last_attempt_at = ?, last_outcome = 'failed', last_error = ?
+        where space_token = ?
+        """,
+        [at, error, token],
     )

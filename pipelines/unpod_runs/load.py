@@ -12,18 +12,19 @@ from pathlib import Path
 from typing import Callable
 
 import dlt
-from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 import duckdb
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from . import history
 from .client import RequestStats
 from .config import load_settings
+from .engines import Engine, for_destination
 from .errors import AuthError, ConfigError, SpacesUnavailable
 from .outcomes import load_exit_code, load_outcome
+from .portable import has_table
 from .rejections import Rejections
 from .source import OUTCOMES_TABLE, unpod
-from .workspace import WRITER_CONFIG, LoadLock, PublishFailed, Workspace
+from .workspace import LoadLock, PublishFailed
 
 log = logging.getLogger(__name__)
 
@@ -97,8 +98,10 @@ def run_load(
     full_scan: bool = False,
     report_path: Path | None = None,
     allow_insecure_http: bool = False,
+    destination: str = "duckdb",
 ) -> LoadSummary:
-    """Run one load. Raises ConfigError/AuthError (exit 2), LockBusy (exit 3) or LoadFailed (exit 1)."""
+    """Run one load. Raises ConfigError/AuthError/EngineConfigError (exit 2), LockBusy (exit 3) or LoadFailed (exit 1)."""
+    engine = for_destination(destination, db_path)
     summary = LoadSummary(started_at=datetime.now(timezone.utc), full_scan=full_scan)
     clock = time.monotonic()
     settings = load_settings(space_tokens)
@@ -120,14 +123,14 @@ def run_load(
         request_stats=stats,
     )
     with LoadLock(db_path):
-        workspace = Workspace.for_db(db_path)
-        pipeline = _open_pipeline(workspace)
+        pipeline = _open_pipeline(engine)
         _finish_interrupted_load(pipeline)
-        stored_before = _runs_per_space(workspace.work_db)
-        load_id = _extract_and_load(pipeline, source)
+        with engine.writer() as con:
+            stored_before = _runs_per_space(con)
+        load_id = _extract_and_load(pipeline, source, engine.loader_file_format)
         _remove_loaded_packages(pipeline)
         summary.requests, summary.retries = stats.requests, stats.retries
-        with duckdb.connect(str(workspace.work_db), config=WRITER_CONFIG) as con:
+        with engine.writer() as con:
             _prune_pipeline_state(con)
             history.ensure_tables(con)
             outcomes = _space_outcomes(con, load_id)
@@ -154,15 +157,15 @@ def run_load(
                 if problems:
                     history.set_outcome(con, load_id, summary.outcome)
 
-            build_analytics(con, pending_report(report_path), full=full_scan, checked=record_checks)
+            build_analytics(con, pending_report(report_path), full=full_scan, checked=record_checks, engine=engine)
             summary.report_path = report_path
         _enter_phase("publish")
         try:
-            _publish_with_report(workspace, report_path)
+            _publish_with_report(engine, report_path)
         except PublishFailed:
             # The next load publishes this night with its history: the history must say it exited 1.
             summary.published = False
-            with duckdb.connect(str(workspace.work_db), config=WRITER_CONFIG) as con:
+            with engine.writer() as con:
                 history.set_outcome(con, load_id, summary.outcome)
             raise
     summary.seconds = time.monotonic() - clock
@@ -174,6 +177,7 @@ def build_analytics(
     report_path: Path | None,
     full: bool = True,
     checked: Callable[[str], None] | None = None,
+    engine: Engine | None = None,
 ) -> str:
     """Build the models, run the data checks and write the report; return what went wrong, if anything.
 
@@ -182,19 +186,20 @@ def build_analytics(
     A model that fails to build leaves the previous models in place (they are built in one transaction), so
     the loaded runs are still published; the problem is reported and the exit code says so. ``checked`` hears
     the checks' verdict before the report is written, so the report shows the load's final outcome.
+    ``engine`` is where ``con`` writes (the DuckDB file when not given): only there are the marts refreshed
+    incrementally, and the report reads through the engine's DuckDB reader.
     """
     from .checks import blocking_failures, format_check_failures, run_checks
     from .models import ModelBuildError, build_models, build_state, mark_checked
 
     history.ensure_tables(con)
-    if not con.execute(
-        "select count(*) from information_schema.tables where table_schema = 'unpod' and table_name = 'runs'"
-    ).fetchone()[0]:
+    if not has_table(con, "unpod", "runs"):
         log.info("event=models_skipped reason=%r", "no run loaded yet: the models are built once a space has runs")
         return ""
     before = build_state(con)
     # After checks that failed, whatever broke them, a full build and full checks say where things stand.
-    refresh = not full and before is not None and before.checked_through == before.built_through
+    refresh = (not full and before is not None and before.checked_through == before.built_through
+               and (engine is None or engine.incremental_models))
     try:
         build_models(con, incremental=refresh)
     except (ModelBuildError, ValueError) as exc:
@@ -222,7 +227,11 @@ def build_analytics(
         from .report import write_report
 
         try:
-            write_report(con, report_path)
+            if engine is None or isinstance(con, duckdb.DuckDBPyConnection):
+                write_report(con, report_path)
+            else:
+                with engine.reader() as reader:
+                    write_report(reader, report_path)
         except Exception as exc:  # the report is a view of the data: it must never cost the night's load
             log.error("event=report_failed path=%s error=%r", report_path, f"{type(exc).__name__}: {exc}")
     return problems
@@ -240,11 +249,11 @@ def pending_report(report_path: Path | None) -> Path | None:
     return report_path.with_name(f".{report_path.name}.pending") if report_path is not None else None
 
 
-def _publish_with_report(workspace: Workspace, report_path: Path | None) -> None:
+def _publish_with_report(engine: Engine, report_path: Path | None) -> None:
     """The report describes the published data: it replaces the last one only once the database did."""
     pending = pending_report(report_path)
     try:
-        workspace.publish()
+        engine.publish()
     except BaseException:
         if pending is not None:
             pending.unlink(missing_ok=True)
@@ -254,7 +263,7 @@ def _publish_with_report(workspace: Workspace, report_path: Path | None) -> None
         log.info("event=report_published path=%s", report_path)
 
 
-def _open_pipeline(workspace: Workspace) -> dlt.Pipeline:
+def _open_pipeline(engine: Engine) -> dlt.Pipeline:
     # Arrow tables get no _dlt_load_id unless asked: the full scan needs it to tell listed runs from unlisted,
     # and the models need it to know which runs a load wrote.
     dlt.config["normalize.parquet_normalizer.add_dlt_load_id"] = True
@@ -262,22 +271,7 @@ def _open_pipeline(workspace: Workspace) -> dlt.Pipeline:
     # staging copy of the merged rows is not needed once they are merged (it would be published with the file).
     dlt.config["load.delete_completed_jobs"] = True
     dlt.config["load.truncate_staging_dataset"] = True
-    working_copy = workspace.prepare()
-    pipeline = dlt.pipeline(
-        pipeline_name=workspace.pipeline_name,
-        destination=dlt.destinations.duckdb(DuckDbCredentials(str(workspace.work_db), global_config=WRITER_CONFIG)),
-        dataset_name="unpod",
-    )
-    if working_copy != "existing":
-        # dlt's local state may be ahead of a database rebuilt from the published copy (or from nothing):
-        # drop it, and take the state stored in the database itself, which matches its runs. (`extract` alone
-        # does not restore it: without this, the night after a lost working copy would read every page.)
-        pipeline = pipeline.drop()
-    if working_copy == "new":
-        workspace.create_work_db()
-    elif working_copy == "seeded":
-        pipeline.sync_destination()
-    return pipeline
+    return engine.open_pipeline()
 
 
 def _finish_interrupted_load(pipeline: dlt.Pipeline) -> None:
@@ -292,10 +286,10 @@ def _finish_interrupted_load(pipeline: dlt.Pipeline) -> None:
         raise LoadFailed(f"could not complete the interrupted load: {_root_message(exc)}") from None
 
 
-def _extract_and_load(pipeline: dlt.Pipeline, source: object) -> str:
+def _extract_and_load(pipeline: dlt.Pipeline, source: object, loader_file_format: str) -> str:
     try:
         _enter_phase("extract")
-        pipeline.extract(source, loader_file_format="parquet")
+        pipeline.extract(source, loader_file_format=loader_file_format)
         _enter_phase("normalize")
         pipeline.normalize()
         _enter_phase("load")
@@ -322,7 +316,7 @@ def _remove_loaded_packages(pipeline: dlt.Pipeline) -> None:
 
 def _prune_pipeline_state(con: duckdb.DuckDBPyConnection) -> None:
     """dlt stores its whole state with every load and reads only the newest: keep a few, not one per night."""
-    try:
+    if has_table(con, "unpod", "_dlt_pipeline_state"):
         con.execute(
             """
             delete from unpod._dlt_pipeline_state
@@ -332,21 +326,12 @@ def _prune_pipeline_state(con: duckdb.DuckDBPyConnection) -> None:
             """,
             [STATE_ROWS_KEPT],
         )
-    except duckdb.CatalogException:
-        pass  # no load has stored a state yet
 
 
-def _runs_per_space(target: Path | duckdb.DuckDBPyConnection) -> dict[str, int]:
-    query = "select space_token, count(*) from unpod.runs group by space_token"
-    try:
-        if isinstance(target, Path):
-            if not target.exists():
-                return {}
-            with duckdb.connect(str(target), read_only=True) as con:
-                return dict(con.execute(query).fetchall())
-        return dict(target.execute(query).fetchall())
-    except duckdb.CatalogException:
+def _runs_per_space(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    if not has_table(con, "unpod", "runs"):
         return {}
+    return dict(con.execute("select space_token, count(*) from unpod.runs group by space_token").fetchall())
 
 
 def _mark_deleted(con: duckdb.DuckDBPyConnection, load_id: str, tokens: list[str]) -> None:
@@ -364,11 +349,10 @@ def _mark_deleted(con: duckdb.DuckDBPyConnection, load_id: str, tokens: list[str
 
 def _space_outcomes(con: duckdb.DuckDBPyConnection, load_id: str) -> list[dict]:
     """How each space's read ended in this load, as the source committed it with the data."""
-    try:
-        cursor = con.execute(f"select * from unpod.{OUTCOMES_TABLE} where _dlt_load_id = ? order by space_token",
-                             [load_id])
-    except duckdb.CatalogException:
+    if not has_table(con, "unpod", OUTCOMES_TABLE):
         return []  # no space was read yet: an organization without spaces
+    cursor = con.execute(f"select * from unpod.{OUTCOMES_TABLE} where _dlt_load_id = ? order by space_token",
+                         [load_id])
     names = [column[0] for column in cursor.description]
     return [dict(zip(names, row)) for row in cursor.fetchall()]
 
@@ -376,11 +360,10 @@ def _space_outcomes(con: duckdb.DuckDBPyConnection, load_id: str) -> list[dict]:
 def _rejections(con: duckdb.DuckDBPyConnection, load_id: str) -> Rejections:
     """The run items this load set aside, told by space, page and field."""
     rejections = Rejections()
-    try:
-        cursor = con.execute("select space_token, page, reason from unpod.runs_rejected where _dlt_load_id = ?",
-                             [load_id])
-    except duckdb.CatalogException:
+    if not has_table(con, "unpod", "runs_rejected"):
         return rejections  # no item was ever rejected
+    cursor = con.execute("select space_token, page, reason from unpod.runs_rejected where _dlt_load_id = ?",
+                         [load_id])
     rejections.add([{"space_token": token, "page": page, "reason": reason} for token, page, reason in cursor.fetchall()])
     return rejections
 

@@ -16,6 +16,9 @@ Each file opens with a comment block that documents it::
 
 The builder copies that documentation into DuckDB comments, so any client that opens the file shows it.
 
+The models are DuckDB SQL. On PostgreSQL the builder runs them translated (``portable.py``), always as a full
+build in one transaction; the incremental refresh below is the DuckDB file's.
+
 A night's load changes a few runs of millions, so a mart with an ``incremental key`` is refreshed, not rebuilt:
 only its rows that a changed run falls into are computed again. A run changed if a load wrote it, or a version of
 it in the status history, since the last build (its ``_dlt_load_id`` is newer). A staging table keyed by ``run_id``
@@ -38,6 +41,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+
+from .portable import DATABASE_ERRORS, comments_on_view_columns, native_sql, refills_models
 
 logger = logging.getLogger(__name__)
 
@@ -141,11 +146,15 @@ def build_models(con: duckdb.DuckDBPyConnection, sql_dir: Path = SQL_DIR, increm
     digest = _digest(models)
     con.begin()
     current: Model | None = None
+    changes = None
     try:
         con.execute(f"create schema if not exists {SCHEMA}")
         state = _read_state(con)
         changes = _pending_changes(con, models, state, digest) if incremental else None
         stand_ins = _create_stand_ins(con, models)
+        refill = changes is None and refills_models(con) and _all_built(con, models, digest)
+        if changes is None and not refill:
+            _drop_models(con, models)
         for model in models:
             current = model
             if changes is not None and model.layer == "staging" and model.key:
@@ -154,6 +163,8 @@ def build_models(con: duckdb.DuckDBPyConnection, sql_dir: Path = SQL_DIR, increm
                 _refresh_run_index(con, model, changes)
             elif changes is not None and model.key:
                 _refresh_groups(con, model, changes)
+            elif refill:
+                _refill_model(con, model)
             else:
                 _build_model(con, model)
         current = None
@@ -163,12 +174,13 @@ def build_models(con: duckdb.DuckDBPyConnection, sql_dir: Path = SQL_DIR, increm
         checked = state.checked_through if changes is not None and state is not None else None
         _write_state(con, digest, BuildState("incremental" if changes is not None else "full", through, checked))
         con.commit()
-    except duckdb.Error as error:
+    except DATABASE_ERRORS as error:
         con.rollback()
         where = f"{current.relation} (sql/{current.layer}/{current.path.name})" if current else "the build"
         raise ModelBuildError(f"{where} failed to build: {error}") from error
     finally:
-        _drop_work_tables(con, *_WORK_TABLES)
+        if incremental:
+            _drop_work_tables(con, *_WORK_TABLES)
     if changes is None:
         logger.info("built %d models into schema %s", len(models), SCHEMA)
     else:
@@ -320,15 +332,44 @@ def _create_stand_ins(con: duckdb.DuckDBPyConnection, models: list[Model]) -> li
     return created
 
 
+def _all_built(con: duckdb.DuckDBPyConnection, models: list[Model], digest: str) -> bool:
+    """Every model is there, built by these very files."""
+    if _relation_kind(con, *BUILD_STATE.split(".")) is None or _stored_digest(con) != digest:
+        return False
+    return all(_relation_kind(con, SCHEMA, model.name) == model.materialized for model in models)
+
+
+def _refill_model(con: duckdb.DuckDBPyConnection, model: Model) -> None:
+    """Replace a table's rows, not the table: a reader whose snapshot predates the build keeps seeing the old rows.
+
+    (PostgreSQL's DDL is not MVCC-safe: a table dropped and created again looks empty to a reader whose snapshot was
+    taken before the commit.) A view built by the same file is left as it is: it holds no rows.
+    """
+    if model.materialized == "table":
+        con.execute(f"delete from {model.relation}")
+        con.execute(f"insert into {model.relation}\n{native_sql(con, model.query)}")
+
+
+def _drop_models(con: duckdb.DuckDBPyConnection, models: list[Model]) -> None:
+    """Before a full build: drop every model, the ones built last first, so no view outlives what it reads."""
+    for model in reversed(models):
+        existing = _relation_kind(con, SCHEMA, model.name)
+        if existing is not None:
+            con.execute(f"drop {existing} {model.relation}")
+
+
 def _build_model(con: duckdb.DuckDBPyConnection, model: Model) -> None:
     existing = _relation_kind(con, SCHEMA, model.name)
     if existing is not None and existing != model.materialized:
         con.execute(f"drop {existing} {model.relation}")
-    con.execute(f"create or replace {model.materialized} {model.relation} as\n{model.query}")
+        existing = None
+    verb = "create or replace" if existing else "create"
+    con.execute(f"{verb} {model.materialized} {model.relation} as\n{native_sql(con, model.query)}")
     comment = f"{model.grain} {model.description}".strip()
     con.execute(f"comment on {model.materialized} {model.relation} is {_literal(comment)}")
-    for column, text in model.columns.items():
-        con.execute(f"comment on column {model.relation}.{column} is {_literal(text)}")
+    if model.materialized == "table" or comments_on_view_columns(con):
+        for column, text in model.columns.items():
+            con.execute(f"comment on column {model.relation}.{column} is {_literal(text)}")
     logger.debug("built %s as a %s", model.relation, model.materialized)
 
 

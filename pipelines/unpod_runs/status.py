@@ -41,9 +41,9 @@ order by 1
 """
 
 
-def render_status(db_path: Path) -> str:
-    """A screen of text: one line per space, then the database's freshness."""
-    with duckdb.connect(str(db_path), read_only=True) as con:
+def render_status(db_path: Path, engine=None) -> str:
+    """A screen of text: one line per space, then the database's freshness (of ``engine``, when not the file)."""
+    with engine.reader() if engine is not None else duckdb.connect(str(db_path), read_only=True) as con:
         con.execute("set TimeZone = 'UTC'")
         has_runs = con.execute(
             "select count(*) from information_schema.tables where table_schema = 'unpod' and table_name = 'runs'"
@@ -55,7 +55,7 @@ def render_status(db_path: Path) -> str:
         ).fetchone()
         newest_run = con.execute(f"select max(created), max(modified) from {runs}").fetchone()
     lines = [
-        f"database {db_path}",
+        f"database {engine.location() if engine is not None else db_path}",
         f"{'space':<26} {'last success (UTC)':<20} {'stored':>8} {'open':>6} {'listed':>8} {'tracked':>7} {'mode':<11} {'requests':>8}  last error",
     ]
     for token, success, outcome, stored, open_runs, listed, tracked, mode, requests, error in rows:

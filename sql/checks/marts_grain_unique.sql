@@ -3,8 +3,10 @@
 with
 
 -- A run's rows are written when a load writes the run: count those of the checked runs.
+-- match_key: the run_id, or 'null' for a run without one (it is checked too). Matched by equality, not "is not
+-- distinct from": PostgreSQL hashes only the first, and loops over every pair of rows for the second.
 checked_ids as (
-    select distinct checked_runs.run_id
+    select distinct coalesce('id:' || checked_runs.run_id, 'null') as match_key
     from checked_runs
 ),
 
@@ -12,7 +14,7 @@ duplicates as (
     select 'analytics.run_durations' as relation, durations.run_id as grain_key, count(*) as copies
     from analytics.run_durations as durations
     semi join checked_ids
-        on durations.run_id is not distinct from checked_ids.run_id
+        on coalesce('id:' || durations.run_id, 'null') = checked_ids.match_key
     group by durations.run_id
     having count(*) > 1
     union all

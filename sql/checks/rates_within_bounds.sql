@@ -19,7 +19,8 @@ rates as (
 final as (
     select relation, grain_key, rate
     from rates
-    where rate < 0 or rate > 1 or isnan(rate)
+    -- NaN equals itself on DuckDB and PostgreSQL alike, which have no common isnan()
+    where rate < 0 or rate > 1 or rate = cast('NaN' as double)
 )
 
 select * from final
