@@ -21,7 +21,7 @@ def postgres(load_env: LoadEnv, postgres_url: str, monkeypatch: pytest.MonkeyPat
     """A PostgreSQL holding one night of the sandbox's world, loaded by the product."""
     monkeypatch.setenv("DESTINATION__POSTGRES__CREDENTIALS", postgres_url)
     summary = run_load(load_env.db, destination="postgres")
-    assert summary.exit_code == 0, summary.render()
+    assert summary.exit_code == 0, summary.render() + "\n" + summary.check_problems
     return PostgresEngine(load_env.db)
 
 
