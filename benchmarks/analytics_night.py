@@ -61,10 +61,10 @@ def _child(*args: str):
 def set_up(db: Path, runs: int, dlt_dir: Path) -> float:
     import duckdb
 
-    from unpod_runs.load import build_analytics, run_load
+    from unpod_runs.pipeline.load import build_analytics, run_load
     from unpod_runs.sandbox.server import SandboxServer
     from unpod_runs.sandbox.world import World
-    from unpod_runs.workspace import Workspace
+    from unpod_runs.pipeline.workspace import Workspace
 
     world = World(seed=5, spaces=50, runs=2000)
     with SandboxServer(world) as server:
@@ -105,11 +105,11 @@ def set_up(db: Path, runs: int, dlt_dir: Path) -> float:
 def quiet_night(db: Path) -> dict:
     import duckdb
 
-    import unpod_runs.checks as checks
-    import unpod_runs.models as models
-    import unpod_runs.report as report
-    from unpod_runs.load import build_analytics
-    from unpod_runs.workspace import Workspace
+    import unpod_runs.analytics.checks as checks
+    import unpod_runs.analytics.models as models
+    import unpod_runs.analytics.report as report
+    from unpod_runs.pipeline.load import build_analytics
+    from unpod_runs.pipeline.workspace import Workspace
 
     steps: dict[str, tuple[float, float]] = {}
     for module, name, label in ((models, "build_models", "models"), (checks, "run_checks", "checks"),

@@ -24,9 +24,9 @@ import numpy as np  # noqa: E402
 import pyarrow as pa  # noqa: E402
 import pyarrow.compute as pc  # noqa: E402
 
-from unpod_runs.incremental import SpaceCursor, SpaceReader  # noqa: E402
-from unpod_runs.records import TIMESTAMP  # noqa: E402
-from unpod_runs.source import split_by_space  # noqa: E402
+from unpod_runs.pipeline.incremental import SpaceCursor, SpaceReader  # noqa: E402
+from unpod_runs.pipeline.records import TIMESTAMP  # noqa: E402
+from unpod_runs.pipeline.source import split_by_space  # noqa: E402
 
 TARGET_S = 0.2
 NOW = datetime(2026, 12, 1, tzinfo=timezone.utc)

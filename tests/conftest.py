@@ -141,7 +141,7 @@ class NightOne:
         shutil.copytree(template / "dlt", dlt_dir)
 
     def _template(self, world: dict, settings: dict[str, str]) -> Path:
-        from unpod_runs.load import run_load
+        from unpod_runs.pipeline.load import run_load
 
         key = repr((sorted(world.items()), sorted(settings.items())))
         if key not in self._built:

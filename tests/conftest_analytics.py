@@ -17,7 +17,7 @@ import duckdb
 import pyarrow as pa
 
 from unpod_runs import history
-from unpod_runs.records import RUNS_SCHEMA, TIMESTAMP
+from unpod_runs.pipeline.records import RUNS_SCHEMA, TIMESTAMP
 
 TERMINAL = {"completed", "failed", "partially_completed"}
 

@@ -9,9 +9,9 @@ import duckdb
 import pytest
 
 from conftest import LoadEnv, as_utc, assert_matches_truth, stored_runs
-from unpod_runs.client import SpaceError, UnpodClient, space_path_segment
-from unpod_runs.load import run_load
-from unpod_runs.records import parse_timestamp
+from unpod_runs.api.client import SpaceError, UnpodClient, space_path_segment
+from unpod_runs.pipeline.load import run_load
+from unpod_runs.pipeline.records import parse_timestamp
 
 
 def test_bad_items_are_rejected_with_reason_and_the_rest_of_the_page_loads(load_env: LoadEnv):
@@ -132,7 +132,7 @@ def test_unparseable_timestamp_message_names_the_value():
 
 
 def test_impossible_dates_are_rejected_not_rolled_over():
-    from unpod_runs.records import parse_page
+    from unpod_runs.pipeline.records import parse_page
 
     items = [
         {"run_id": "R" + "c" * 32, "created": "2026-02-30T00:00:00", "modified": "2026-03-01T00:00:00"},

@@ -15,8 +15,8 @@ import duckdb
 import pytest
 
 from conftest import REPO
-from unpod_runs.models import load_models
-from unpod_runs.workspace import STORAGE_VERSION, Workspace
+from unpod_runs.analytics.models import load_models
+from unpod_runs.pipeline.workspace import STORAGE_VERSION, Workspace
 
 BI_PYTHON = REPO / ".venv-bi" / "bin" / "python"
 

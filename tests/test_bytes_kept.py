@@ -7,8 +7,8 @@ from pathlib import Path
 import duckdb
 
 from conftest import LoadEnv
-from unpod_runs.load import STATE_ROWS_KEPT, run_load
-from unpod_runs.workspace import Workspace
+from unpod_runs.pipeline.load import STATE_ROWS_KEPT, run_load
+from unpod_runs.pipeline.workspace import Workspace
 
 MIB = 1024 * 1024
 

@@ -8,7 +8,7 @@ import duckdb
 import pytest
 from conftest_analytics import create_runs_db, run
 
-from unpod_runs.checks import (
+from unpod_runs.analytics.checks import (
     SEVERITIES,
     CHECKS_DIR,
     CheckResult,
@@ -17,7 +17,7 @@ from unpod_runs.checks import (
     load_checks,
     run_checks,
 )
-from unpod_runs.models import build_models
+from unpod_runs.analytics.models import build_models
 
 CLEAN_RUNS = [
     run("R1", "completed", "2025-03-01T10:00:00", "2025-03-01T10:02:00"),

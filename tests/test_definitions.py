@@ -11,12 +11,12 @@ import pytest
 
 from conftest import REPO, LoadEnv
 from unpod_runs.cli import build_parser
-from unpod_runs.models import load_models
-from unpod_runs.load import run_load
-from unpod_runs.outcomes import EXIT_CODES, EXIT_OK
-from unpod_runs.records import RUNS_SCHEMA
+from unpod_runs.analytics.models import load_models
+from unpod_runs.pipeline.load import run_load
+from unpod_runs.pipeline.outcomes import EXIT_CODES, EXIT_OK
+from unpod_runs.pipeline.records import RUNS_SCHEMA
 from unpod_runs.statuses import FAILED_STATUS, KNOWN_STATUSES, TERMINAL_STATUSES
-from unpod_runs.workspace import PublishFailed
+from unpod_runs.pipeline.workspace import PublishFailed
 
 
 def model_query(name: str) -> str:

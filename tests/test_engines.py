@@ -21,8 +21,8 @@ import duckdb
 import pytest
 
 from conftest import REPO, assert_matches_truth, make_env
-from unpod_runs.engines import Engine, EngineConfigError, for_destination
-from unpod_runs.load import KILL_AT_PHASE_ENV
+from unpod_runs.pipeline.engines import Engine, EngineConfigError, for_destination
+from unpod_runs.pipeline.load import KILL_AT_PHASE_ENV
 from unpod_runs.sandbox.server import FAULT_KINDS, FaultPlan, SandboxServer
 from unpod_runs.sandbox.world import World
 

@@ -7,8 +7,8 @@ import pyarrow.parquet as pq
 import pytest
 from conftest_analytics import create_runs_db, run
 
-from unpod_runs.export import analytics_relations, export_analytics
-from unpod_runs.models import build_models
+from unpod_runs.analytics.export import analytics_relations, export_analytics
+from unpod_runs.analytics.models import build_models
 
 RUNS = [
     run("R1", "completed", "2025-03-01T23:59:00", "2025-03-02T00:01:00"),

@@ -17,8 +17,8 @@ import duckdb
 import pytest
 
 from conftest import REPO, LoadEnv, assert_matches_truth, make_env
-from unpod_runs.client import ConfigError, RequestFailed, SpaceError, UnpodClient
-from unpod_runs.load import run_load
+from unpod_runs.api.client import ConfigError, RequestFailed, SpaceError, UnpodClient
+from unpod_runs.pipeline.load import run_load
 from unpod_runs.sandbox.server import FAULT_KINDS, FaultPlan, SandboxServer
 from unpod_runs.sandbox.world import World
 

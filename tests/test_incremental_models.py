@@ -11,8 +11,8 @@ import duckdb
 import pytest
 from conftest_analytics import RUNS_DDL, create_runs_db, insert_runs, run, utc
 
-from unpod_runs.load import build_analytics
-from unpod_runs.models import SCHEMA, BuildState, build_models, build_state
+from unpod_runs.pipeline.load import build_analytics
+from unpod_runs.analytics.models import SCHEMA, BuildState, build_models, build_state
 
 STATUSES = ["completed", "completed", "completed", "failed", "partially_completed", "running", "pending", None,
             "archived"]
@@ -96,7 +96,7 @@ def from_scratch(con: duckdb.DuckDBPyConnection, path: Path) -> dict[str, list[t
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_a_refreshed_build_equals_a_full_build_night_after_night(tmp_path, seed, caplog):
-    caplog.set_level(logging.DEBUG, logger="unpod_runs.models")
+    caplog.set_level(logging.DEBUG, logger="unpod_runs.analytics.models")
     rng = random.Random(seed)
     with create_runs_db(tmp_path / "runs.duckdb", history(rng, 400)) as con:
         con.execute("update unpod.runs set deleted_at = '2025-02-28 00:00:00+00' where run_id in ('R0001', 'R0002')")

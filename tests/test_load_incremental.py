@@ -9,11 +9,11 @@ import duckdb
 import pytest
 
 from conftest import LoadEnv, as_utc, assert_matches_truth, stored_runs
-from unpod_runs.load import run_load
+from unpod_runs.pipeline.load import run_load
 from unpod_runs.sandbox.server import FaultPlan, SandboxServer
 from unpod_runs.sandbox.world import World
-from unpod_runs.status import render_status
-from unpod_runs.workspace import Workspace
+from unpod_runs.analytics.status import render_status
+from unpod_runs.pipeline.workspace import Workspace
 
 PAGE_SIZE = 10
 TERMINAL = ("completed", "failed", "partially_completed")
@@ -271,8 +271,8 @@ def test_an_organization_whose_spaces_are_all_empty_loads_cleanly(tmp_path, monk
 @pytest.mark.usefixtures("after_night_one")
 def test_a_cursor_of_the_first_format_is_moved_to_the_cursor_table(load_env: LoadEnv):
     """The first format kept every open run in dlt's state: the next load reads them there and writes the table."""
-    from unpod_runs.engines import DuckDbFileEngine
-    from unpod_runs.load import _open_pipeline
+    from unpod_runs.pipeline.engines import DuckDbFileEngine
+    from unpod_runs.pipeline.load import _open_pipeline
 
     world = load_env.world
     workspace = Workspace.for_db(load_env.db)

@@ -24,7 +24,7 @@ from conftest_analytics import (
     utc,
 )
 
-from unpod_runs.models import SCHEMA, SQL_DIR, ModelBuildError, build_models, describe_models, load_models
+from unpod_runs.analytics.models import SCHEMA, SQL_DIR, ModelBuildError, build_models, describe_models, load_models
 from unpod_runs.sandbox.world import World
 
 SPACE_A = "SPACEAAAAAAAAAAAAAAAAAAA"

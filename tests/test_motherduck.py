@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO
-from unpod_runs.engines import EngineConfigError, MotherDuckEngine
+from unpod_runs.pipeline.engines import EngineConfigError, MotherDuckEngine
 
 TOKEN = "mdtoken-do-not-print-4f1c9e"
 

@@ -12,7 +12,7 @@ import duckdb
 import pytest
 
 from conftest import REPO, assert_matches_truth, make_env, stored_runs
-from unpod_runs.load import KILL_AT_PHASE_ENV
+from unpod_runs.pipeline.load import KILL_AT_PHASE_ENV
 from unpod_runs.sandbox.server import RequestRecord, SandboxServer
 from unpod_runs.sandbox.world import World
 

@@ -11,7 +11,7 @@ import pytest
 from conftest_analytics import add_load_history, add_spaces, add_status_history, create_runs_db, rows_from_truth, utc
 from nbclient import NotebookClient
 
-from unpod_runs.models import build_models
+from unpod_runs.analytics.models import build_models
 from unpod_runs.sandbox.world import World
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"

@@ -11,9 +11,9 @@ import orjson
 import pyarrow as pa
 import pytest
 
-from unpod_runs.client import RunsPage
-from unpod_runs.incremental import SpaceCursor, SpaceReader, empty_open_runs
-from unpod_runs.planner import (
+from unpod_runs.api.client import RunsPage
+from unpod_runs.pipeline.incremental import SpaceCursor, SpaceReader, empty_open_runs
+from unpod_runs.pipeline.planner import (
     Window,
     aligned_blocks,
     cover,

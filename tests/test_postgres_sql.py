@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from conftest import LoadEnv
-from unpod_runs.checks import load_checks, run_checks
-from unpod_runs.engines import PostgresEngine
-from unpod_runs.portable import native_sql, table_columns
-from unpod_runs.load import run_load
-from unpod_runs.models import SCHEMA, SQL_DIR, ModelBuildError, build_models, load_models
+from unpod_runs.analytics.checks import load_checks, run_checks
+from unpod_runs.pipeline.engines import PostgresEngine
+from unpod_runs.analytics.portable import native_sql, table_columns
+from unpod_runs.pipeline.load import run_load
+from unpod_runs.analytics.models import SCHEMA, SQL_DIR, ModelBuildError, build_models, load_models
 
 
 @pytest.fixture

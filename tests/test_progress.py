@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 from conftest import LoadEnv
-from unpod_runs.progress import Progress
+from unpod_runs.pipeline.progress import Progress
 
 
 class Clock:
@@ -24,7 +24,7 @@ class Clock:
 def test_log_lines_tell_share_rate_and_time_left_at_most_every_few_seconds(caplog):
     clock = Clock()
     progress = Progress({"BIG": 9000, "SMALL": None}, live=False, every_s=5, clock=clock)
-    caplog.set_level(logging.INFO, logger="unpod_runs.progress")
+    caplog.set_level(logging.INFO, logger="unpod_runs.pipeline.progress")
 
     clock.now += 1
     progress.page("BIG", served=1000, count=9000)

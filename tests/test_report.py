@@ -15,8 +15,8 @@ import duckdb
 import pytest
 from conftest_analytics import add_load_history, create_runs_db, run, utc
 
-from unpod_runs.models import build_models
-from unpod_runs.report import _DayAxis, render_report, write_report
+from unpod_runs.analytics.models import build_models
+from unpod_runs.analytics.report import _DayAxis, render_report, write_report
 
 # Any warning while rendering means something drew wrong: fail on it.
 pytestmark = pytest.mark.filterwarnings("error")
@@ -207,10 +207,10 @@ def test_day_axis_labels_are_few_and_readable(first, last, expected):
 
 
 def test_report_module_does_not_import_matplotlib():
-    code = "import sys, unpod_runs.report; sys.exit('matplotlib' in sys.modules)"
+    code = "import sys, unpod_runs.analytics.report; sys.exit('matplotlib' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
                             env={"PYTHONPATH": str(REPO / "pipelines"), "PATH": ""}, timeout=60)
-    assert result.returncode == 0, result.stderr or "unpod_runs.report imported matplotlib"
+    assert result.returncode == 0, result.stderr or "unpod_runs.analytics.report imported matplotlib"
 
 
 def many_runs(count: int, seed: int = 7) -> list[dict]:

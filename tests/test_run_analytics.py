@@ -13,8 +13,8 @@ from conftest import LoadEnv, NightOne, as_utc
 from conftest_analytics import create_runs_db, quantile_cont, rows_as_dicts, run
 from test_run_history import HISTORY_WORLD, nights
 
-from unpod_runs.checks import run_checks
-from unpod_runs.models import build_models
+from unpod_runs.analytics.checks import run_checks
+from unpod_runs.analytics.models import build_models
 from unpod_runs.sandbox.world import TERMINAL_STATUSES, World
 
 QUEUED, RUNNING = ("pending", "scheduled"), ("running", "in_progress")

@@ -12,9 +12,9 @@ import duckdb
 import pytest
 
 from conftest import LoadEnv, NightOne, as_utc
-from unpod_runs.client import UnpodClient
-from unpod_runs.load import run_load
-from unpod_runs.models import SCHEMA, build_models, build_state
+from unpod_runs.api.client import UnpodClient
+from unpod_runs.pipeline.load import run_load
+from unpod_runs.analytics.models import SCHEMA, build_models, build_state
 from unpod_runs.sandbox.server import SandboxServer
 from unpod_runs.sandbox.world import TERMINAL_STATUSES, World
 

@@ -10,13 +10,13 @@ import duckdb
 import pytest
 
 from conftest import as_utc
-from unpod_runs.config import UnpodSettings
-from unpod_runs.errors import ConfigError
-from unpod_runs.incremental import OPEN_RUNS_SCHEMA
-from unpod_runs.records import RUNS_SCHEMA
+from unpod_runs.pipeline.config import UnpodSettings
+from unpod_runs.api.errors import ConfigError
+from unpod_runs.pipeline.incremental import OPEN_RUNS_SCHEMA
+from unpod_runs.pipeline.records import RUNS_SCHEMA
 from unpod_runs.sandbox.server import SandboxServer
 from unpod_runs.sandbox.world import World
-from unpod_runs.source import unpod
+from unpod_runs.pipeline.source import unpod
 
 TABLES = {
     # table: (primary key, write disposition)

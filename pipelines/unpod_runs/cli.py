@@ -39,7 +39,7 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
 
     load = _command(commands, "load", cmd_load, "the nightly job: extract, load, build the models, check, publish")
     if _command_name(argv) == "load":  # only its own --help shows the epilog
-        from .outcomes import exit_codes_help
+        from unpod_runs.pipeline.outcomes import exit_codes_help
 
         load.epilog = f"{exit_codes_help()} example: SOURCES__UNPOD__ORG_HANDLE=acme unpod-runs load --db data/unpod_runs.duckdb"
     load.add_argument("--space", action="append", metavar="TOKEN", help="load only this space (repeatable)")
@@ -109,11 +109,11 @@ def _verbose_option(parser: argparse.ArgumentParser, default: object = argparse.
 
 def cmd_load(args: argparse.Namespace) -> int:
     """Run one load; its exit code follows ``outcomes.py``."""
-    from .engines import EngineConfigError, EngineUnreachable
-    from .errors import AuthError, ConfigError
-    from .load import LoadFailed, run_load
-    from .outcomes import EXIT_CONFIG, EXIT_LOCKED, EXIT_SPACES_FAILED
-    from .workspace import LockBusy, PublishFailed
+    from unpod_runs.pipeline.engines import EngineConfigError, EngineUnreachable
+    from unpod_runs.api.errors import AuthError, ConfigError
+    from unpod_runs.pipeline.load import LoadFailed, run_load
+    from unpod_runs.pipeline.outcomes import EXIT_CONFIG, EXIT_LOCKED, EXIT_SPACES_FAILED
+    from unpod_runs.pipeline.workspace import LockBusy, PublishFailed
 
     report = args.report or args.db.with_name("report.html")
     try:
@@ -145,16 +145,16 @@ def cmd_load(args: argparse.Namespace) -> int:
 
 def cmd_models(args: argparse.Namespace) -> int:
     """Rebuild the models on the working copy, then publish it, under the same lock as ``load``."""
-    from .models import describe_models
+    from unpod_runs.analytics.models import describe_models
 
     if args.describe:
         print(describe_models())
         return 0
-    from .engines import DuckDbFileEngine, EngineConfigError, for_destination
-    from .load import build_analytics
-    from .outcomes import EXIT_CONFIG, EXIT_LOCKED, EXIT_SPACES_FAILED
-    from .portable import DATABASE_ERRORS
-    from .workspace import LoadLock, LockBusy, PublishFailed
+    from unpod_runs.pipeline.engines import DuckDbFileEngine, EngineConfigError, for_destination
+    from unpod_runs.pipeline.load import build_analytics
+    from unpod_runs.pipeline.outcomes import EXIT_CONFIG, EXIT_LOCKED, EXIT_SPACES_FAILED
+    from unpod_runs.analytics.portable import DATABASE_ERRORS
+    from unpod_runs.pipeline.workspace import LoadLock, LockBusy, PublishFailed
 
     try:
         with LoadLock(args.db):
@@ -180,7 +180,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from .status import render_status
+    from unpod_runs.analytics.status import render_status
 
     engine = _loaded_engine(args)
     if isinstance(engine, int):
@@ -190,7 +190,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .export import export_analytics
+    from unpod_runs.analytics.export import export_analytics
 
     engine = _loaded_engine(args)
     if isinstance(engine, int):
@@ -204,8 +204,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def _loaded_engine(args: argparse.Namespace):
     """The engine the command reads, or the exit code when it cannot: not configured, or nothing loaded yet."""
-    from .engines import EngineConfigError, for_destination
-    from .portable import DATABASE_ERRORS
+    from unpod_runs.pipeline.engines import EngineConfigError, for_destination
+    from unpod_runs.analytics.portable import DATABASE_ERRORS
 
     try:
         engine = for_destination(args.destination, args.db)
@@ -219,7 +219,7 @@ def _loaded_engine(args: argparse.Namespace):
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
+    from unpod_runs.demo import run_demo
 
     if not args.verbose:  # a person reads the demo: summaries, not the job's log lines
         logging.getLogger().setLevel(logging.WARNING)

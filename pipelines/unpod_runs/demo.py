@@ -10,11 +10,11 @@ import os
 import shutil
 from pathlib import Path
 
-from .load import run_load
+from unpod_runs.pipeline.load import run_load
 from .sandbox.server import SandboxServer
 from .sandbox.world import World
-from .status import render_status
-from .workspace import Workspace
+from unpod_runs.analytics.status import render_status
+from unpod_runs.pipeline.workspace import Workspace
 
 log = logging.getLogger(__name__)
 

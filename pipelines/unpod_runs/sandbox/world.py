@@ -20,7 +20,7 @@ from statistics import NormalDist
 
 import orjson
 
-from ..statuses import OPEN_STATUSES, TERMINAL_STATUSES  # what the API sends; the sandbox speaks it too
+from unpod_runs.statuses import OPEN_STATUSES, TERMINAL_STATUSES  # what the API sends; the sandbox speaks it too
 
 RUN_MODES = ("prefect", "default", "dev", "prod", "test")
 

@@ -19,8 +19,8 @@ from typing import Any
 
 import duckdb
 
-from unpod_runs.models import SQL_DIR, split_header
-from unpod_runs.portable import DATABASE_ERRORS, native_sql
+from unpod_runs.analytics.models import SQL_DIR, split_header
+from unpod_runs.analytics.portable import DATABASE_ERRORS, native_sql
 
 logger = logging.getLogger(__name__)
 

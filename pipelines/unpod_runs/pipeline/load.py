@@ -15,16 +15,16 @@ import dlt
 import duckdb
 from dlt.pipeline.exceptions import PipelineStepFailed
 
-from . import history
-from .client import RequestStats
-from .config import load_settings
-from .engines import Engine, for_destination
-from .errors import AuthError, ConfigError, SpacesUnavailable
-from .outcomes import load_exit_code, load_outcome
-from .portable import has_table
-from .rejections import Rejections
-from .source import OUTCOMES_TABLE, unpod
-from .workspace import LoadLock, PublishFailed
+from unpod_runs.pipeline import history
+from unpod_runs.api.client import RequestStats
+from unpod_runs.pipeline.config import load_settings
+from unpod_runs.pipeline.engines import Engine, for_destination
+from unpod_runs.api.errors import AuthError, ConfigError, SpacesUnavailable
+from unpod_runs.pipeline.outcomes import load_exit_code, load_outcome
+from unpod_runs.analytics.portable import has_table
+from unpod_runs.pipeline.rejections import Rejections
+from unpod_runs.pipeline.source import OUTCOMES_TABLE, unpod
+from unpod_runs.pipeline.workspace import LoadLock, PublishFailed
 
 log = logging.getLogger(__name__)
 
@@ -189,8 +189,8 @@ def build_analytics(
     ``engine`` is where ``con`` writes (the DuckDB file when not given): only there are the marts refreshed
     incrementally, and the report reads through the engine's DuckDB reader.
     """
-    from .checks import blocking_failures, format_check_failures, run_checks
-    from .models import ModelBuildError, build_models, build_state, mark_checked
+    from unpod_runs.analytics.checks import blocking_failures, format_check_failures, run_checks
+    from unpod_runs.analytics.models import ModelBuildError, build_models, build_state, mark_checked
 
     history.ensure_tables(con)
     if not has_table(con, "unpod", "runs"):
@@ -224,7 +224,7 @@ def build_analytics(
     problems = _checked(format_check_failures(failed) if failed else "", checked)
     _enter_phase("report")
     if report_path is not None:
-        from .report import write_report
+        from unpod_runs.analytics.report import write_report
 
         try:
             if engine is None or isinstance(con, duckdb.DuckDBPyConnection):

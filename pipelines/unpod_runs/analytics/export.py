@@ -12,7 +12,7 @@ from pathlib import Path
 
 import duckdb
 
-from unpod_runs.models import SCHEMA
+from unpod_runs.analytics.models import SCHEMA
 
 logger = logging.getLogger(__name__)
 

@@ -42,11 +42,11 @@ from pathlib import Path
 
 import duckdb
 
-from .portable import DATABASE_ERRORS, comments_on_view_columns, native_sql, refills_models
+from unpod_runs.analytics.portable import DATABASE_ERRORS, comments_on_view_columns, native_sql, refills_models
 
 logger = logging.getLogger(__name__)
 
-SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
+SQL_DIR = Path(__file__).resolve().parents[3] / "sql"
 SCHEMA = "analytics"
 # Layers in build order, each with its default materialization.
 LAYERS = {"staging": "view", "marts": "table"}

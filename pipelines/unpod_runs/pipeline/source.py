@@ -30,7 +30,7 @@ import pyarrow.compute as pc
 import pandas  # noqa: F401  imported before the worker threads: pyarrow would import it lazily from one of them
 # while dlt's extract thread checks sys.modules["pandas"], and a half-initialised module fails that check.
 
-from .client import (
+from unpod_runs.api.client import (
     DEFAULT_BACKOFF_FACTOR,
     DEFAULT_MAX_ATTEMPTS,
     DEFAULT_MAX_RETRY_DELAY,
@@ -39,7 +39,7 @@ from .client import (
     UnpodClient,
     check_base_url,
 )
-from .config import (
+from unpod_runs.pipeline.config import (
     DEFAULT_BASE_URL,
     DEFAULT_PAGE_SIZE,
     DEFAULT_REQUEST_COST_RUNS,
@@ -47,8 +47,8 @@ from .config import (
     check_source_settings,
     parse_space_tokens,
 )
-from .errors import AuthError, ConfigError, SpacesUnavailable, UnpodError
-from .incremental import (
+from unpod_runs.api.errors import AuthError, ConfigError, SpacesUnavailable, UnpodError
+from unpod_runs.pipeline.incremental import (
     OPEN_RUNS_SCHEMA,
     PageBatch,
     SpaceCursor,
@@ -58,9 +58,9 @@ from .incremental import (
     empty_open_runs,
     open_runs_from_state,
 )
-from .progress import Progress
-from .records import RUNS_SCHEMA, TIMESTAMP
-from .status_history import HISTORY_COLUMNS, HISTORY_TABLE, keep_first_seen, seen_again, seen_versions, version_keys
+from unpod_runs.pipeline.progress import Progress
+from unpod_runs.pipeline.records import RUNS_SCHEMA, TIMESTAMP
+from unpod_runs.pipeline.status_history import HISTORY_COLUMNS, HISTORY_TABLE, keep_first_seen, seen_again, seen_versions, version_keys
 
 log = logging.getLogger(__name__)
 

@@ -33,8 +33,8 @@ import duckdb
 import psycopg2
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
-from .portable import has_table
-from .workspace import WRITER_CONFIG, Workspace
+from unpod_runs.analytics.portable import has_table
+from unpod_runs.pipeline.workspace import WRITER_CONFIG, Workspace
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ import hashlib
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .records import TIMESTAMP
+from unpod_runs.pipeline.records import TIMESTAMP
 
 HISTORY_TABLE = "run_status_history"
 HISTORY_SCHEMA = pa.schema(

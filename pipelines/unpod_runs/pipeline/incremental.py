@@ -41,9 +41,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .client import RunsPage
-from .config import DEFAULT_REQUEST_COST_RUNS
-from .planner import (
+from unpod_runs.api.client import RunsPage
+from unpod_runs.pipeline.config import DEFAULT_REQUEST_COST_RUNS
+from unpod_runs.pipeline.planner import (
     Window,
     aligned_blocks,
     merged_ranges,
@@ -52,7 +52,7 @@ from .planner import (
     shift_brackets,
     where_it_can_be,
 )
-from .records import TIMESTAMP, ParsedPage, open_mask, parse_page
+from unpod_runs.pipeline.records import TIMESTAMP, ParsedPage, open_mask, parse_page
 
 log = logging.getLogger(__name__)
 

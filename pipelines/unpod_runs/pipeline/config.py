@@ -19,8 +19,8 @@ from dlt.common.configuration.exceptions import (
 from dlt.common.configuration.specs import BaseConfiguration
 from dlt.common.typing import TSecretStrValue
 
-from .client import DEFAULT_BACKOFF_FACTOR, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_RETRY_DELAY, DEFAULT_TIMEOUT
-from .errors import ConfigError
+from unpod_runs.api.client import DEFAULT_BACKOFF_FACTOR, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_RETRY_DELAY, DEFAULT_TIMEOUT
+from unpod_runs.api.errors import ConfigError
 
 DEFAULT_BASE_URL = "https://unpod.ai/api/v2/platform/"
 # Chosen by benchmarks/bench.py (--sweep-page-size, --sweep-workers): past 1000 runs a page the requests

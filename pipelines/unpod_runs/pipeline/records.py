@@ -18,7 +18,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .statuses import TERMINAL_STATUSES
+from unpod_runs.statuses import TERMINAL_STATUSES
 
 API_TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S"
 

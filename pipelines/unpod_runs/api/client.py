@@ -41,7 +41,7 @@ import certifi
 import orjson
 import urllib3
 
-from .errors import AuthError, ConfigError, RequestFailed, SpaceError, UnpodError
+from unpod_runs.api.errors import AuthError, ConfigError, RequestFailed, SpaceError, UnpodError
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import duckdb
 
-from .statuses import TERMINAL_STATUSES, sql_list
+from unpod_runs.statuses import TERMINAL_STATUSES, sql_list
 
 # Before the first run is loaded (an organization whose spaces are all empty), dlt has not created unpod.runs.
 NO_RUNS = (
