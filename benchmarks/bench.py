@@ -348,7 +348,7 @@ def effective_settings(page_size: int | None, workers: int | None) -> tuple[int,
     """The page size and workers the product runs with: the override, else its defaults (no .dlt/ is read)."""
     if str(PIPELINES) not in sys.path:
         sys.path.insert(0, str(PIPELINES))
-    from unpod_runs import config
+    from unpod_runs.pipeline import config
 
     return page_size or config.DEFAULT_PAGE_SIZE, workers or config.DEFAULT_WORKERS
 

@@ -16,7 +16,7 @@ from typing import Any, Iterable
 import duckdb
 import pyarrow as pa
 
-from unpod_runs import history
+from unpod_runs.pipeline import history
 from unpod_runs.pipeline.records import RUNS_SCHEMA, TIMESTAMP
 
 TERMINAL = {"completed", "failed", "partially_completed"}

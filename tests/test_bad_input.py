@@ -107,7 +107,7 @@ def test_other_tokens_are_percent_encoded_as_one_segment(token, segment):
 
 
 def test_retry_after_is_honoured_and_errors_never_hold_the_token(server, world, monkeypatch):
-    from unpod_runs import client as client_module
+    from unpod_runs.api import client as client_module
     from unpod_runs.sandbox.server import FaultPlan
 
     slept: list[float] = []

@@ -122,7 +122,7 @@ def test_sandbox_faults_start_with_the_first_requests(load_env: LoadEnv):
 
 
 def test_retry_after_as_an_http_date_is_honoured(monkeypatch):
-    from unpod_runs import client as client_module
+    from unpod_runs.api import client as client_module
 
     slept: list[float] = []
     monkeypatch.setattr(client_module, "time", SimpleNamespace(sleep=slept.append))
