@@ -336,3 +336,38 @@ def test_rebuilding_replaces_the_models_with_the_current_runs(edge_con):
     build_models(edge_con)
     assert edge_con.execute("select count(*) from analytics.run_durations").fetchone()[0] == before - 1
     assert "single" not in keyed(edge_con, "analytics.collection_stats", "collection_ref")
+
+
+def _mart(sql_dir: Path, name: str, query: str) -> None:
+    (sql_dir / "marts" / f"{name}.sql").write_text(f"-- One row per thing.\n-- columns:\n--   x: a value.\n{query}\n")
+
+
+def test_the_build_order_follows_what_each_model_reads(tmp_path):
+    sql_dir = tmp_path / "sql"
+    shutil.copytree(SQL_DIR, sql_dir)
+    _mart(sql_dir, "aa_reads_zz", "select x from analytics.zz_read -- not analytics.space_stats: a comment")
+    _mart(sql_dir, "zz_read", "select count(*) as x from analytics.run_durations")
+    order = [model.name for model in load_models(sql_dir)]
+    assert order.index("run_durations") < order.index("zz_read") < order.index("aa_reads_zz")
+    assert order.index("aa_reads_zz") < order.index("space_stats")  # a name in a comment is not a read
+    assert order[:5] == sorted(order[:5]) and all(name.startswith("stg_") for name in order[:5])
+    with create_runs_db(tmp_path / "db.duckdb", EDGE_RUNS) as con:
+        assert build_models(con, sql_dir)[-len(order):] == [f"analytics.{name}" for name in order]
+
+
+def test_models_that_read_each_other_in_a_cycle_fail_by_name(tmp_path):
+    sql_dir = tmp_path / "sql"
+    shutil.copytree(SQL_DIR, sql_dir)
+    _mart(sql_dir, "aa_cycle", "select x from analytics.bb_cycle")
+    _mart(sql_dir, "bb_cycle", "select x from analytics.aa_cycle")
+    with pytest.raises(ValueError, match=r"cycle: analytics\.aa_cycle -> analytics\.bb_cycle -> analytics\.aa_cycle"):
+        load_models(sql_dir)
+
+
+def test_a_staging_model_that_reads_a_mart_is_refused(tmp_path):
+    sql_dir = tmp_path / "sql"
+    shutil.copytree(SQL_DIR, sql_dir)
+    (sql_dir / "staging" / "stg_bad.sql").write_text(
+        "-- One row per thing.\n-- columns:\n--   x: a value.\nselect count(*) as x from analytics.space_stats\n")
+    with pytest.raises(ValueError, match=r"stg_bad\.sql: a staging model reads no mart.*analytics\.space_stats"):
+        load_models(sql_dir)

@@ -1,9 +1,9 @@
 """Build the SQL models of ``sql/`` into the DuckDB schema ``analytics``, and describe them.
 
-A model is one SQL file holding one query, named after the relation it builds. ``staging/`` is built before
-``marts/`` (each in file-name order), so a mart may read any staging model. ``run_durations``, one row per run with
-its finish evidence, is built first among the marts: the marts that count runs by group read it (a table), and no
-mart reads another otherwise.
+A model is one SQL file holding one query, named after the relation it builds. Each model is built after the
+models its query reads, as its own SQL names them (``analytics.<model>`` outside comments); otherwise staging comes
+before marts and each layer goes by file name. A staging model reads no mart; ``run_durations``, one row per run
+with its finish evidence, is the mart the others may read (the marts that count runs by group read it, a table).
 Each file opens with a comment block that documents it::
 
     -- <the grain, one sentence>
@@ -108,7 +108,7 @@ class BuildState:
 
 
 def load_models(sql_dir: Path = SQL_DIR) -> list[Model]:
-    """Read every model in build order: the staging layer first, then the marts, each by file name."""
+    """Read every model, in build order (see the module's docstring)."""
     models = []
     for layer, default_materialization in LAYERS.items():
         for path in sorted((sql_dir / layer).glob("*.sql")):
@@ -127,9 +127,39 @@ def load_models(sql_dir: Path = SQL_DIR) -> list[Model]:
             if missing:
                 raise ValueError(f"{model.path}: incremental key column {', '.join(missing)} is not a column of "
                                  f"{index.relation}, which tells the builder where each run is")
-    # The run index goes first among the marts: the others are refreshed from what it says, or read it whole.
-    models.sort(key=lambda model: (model.layer != "staging", model.name != RUN_INDEX))
-    return models
+    return _in_build_order(models)
+
+
+def _in_build_order(models: list[Model]) -> list[Model]:
+    """Each model after every model its SQL reads; staging first and by file name where nothing says otherwise."""
+    reads = {model.relation: [other for other in models if other is not model
+                              and _reads(_without_comments(model.query), other.relation)] for model in models}
+    for model in models:
+        marts = [other.relation for other in reads[model.relation] if other.layer == "marts"]
+        if model.layer == "staging" and marts:
+            raise ValueError(f"{model.path}: a staging model reads no mart, and this one reads {', '.join(marts)}")
+    ordered: list[Model] = []
+    placing: list[str] = []
+
+    def place(model: Model) -> None:
+        if model in ordered:
+            return
+        if model.relation in placing:
+            cycle = " -> ".join(placing[placing.index(model.relation):] + [model.relation])
+            raise ValueError(f"{model.path}: models read each other in a cycle: {cycle}")
+        placing.append(model.relation)
+        for other in reads[model.relation]:
+            place(other)
+        placing.pop()
+        ordered.append(model)
+
+    for model in models:  # already staging first, each layer by file name
+        place(model)
+    return ordered
+
+
+def _without_comments(query: str) -> str:
+    return re.sub(r"--[^\n]*", "", query)
 
 
 def build_models(con: duckdb.DuckDBPyConnection, sql_dir: Path = SQL_DIR, incremental: bool = False) -> list[str]:
