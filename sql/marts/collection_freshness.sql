@@ -20,15 +20,8 @@ runs as not materialized (
     select * from analytics.run_durations
 ),
 
-finishes as (
-    select * from analytics.stg_run_finishes
-),
-
 clock as (
-    select coalesce(
-        (select max(finishes.last_seen_at) from finishes),
-        (select greatest(max(runs.finished_at), max(runs.created)) from runs)
-    ) as as_of
+    select * from analytics.stg_api_clock
 ),
 
 aggregated as (
