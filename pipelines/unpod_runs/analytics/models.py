@@ -42,7 +42,13 @@ from pathlib import Path
 
 import duckdb
 
-from unpod_runs.analytics.portable import DATABASE_ERRORS, comments_on_view_columns, native_sql, refills_models
+from unpod_runs.analytics.portable import (
+    DATABASE_ERRORS,
+    comments_on_view_columns,
+    native_sql,
+    refills_models,
+    table_columns,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -488,7 +494,7 @@ def _refresh_run_index(con: duckdb.DuckDBPyConnection, model: Model, changes: _C
     con.execute(f"delete from {model.relation} where rowid in (select replaced_row from temp.{_REPLACED})")
     con.execute(f"insert into {model.relation} by name select * from temp.{_REFRESHED}")
     # The versions that differ, old and new (column by column, a missing value equal only to a missing one).
-    columns = _columns_of(con, SCHEMA, model.name)
+    columns = table_columns(con, SCHEMA, model.name)
     differs = " or ".join(f'old."{name}" is distinct from new."{name}"' for name in columns)
     listed = ", ".join(f'rows."{name}"' for name in columns)
     con.execute(
@@ -542,18 +548,6 @@ def _refresh_staging(con: duckdb.DuckDBPyConnection, model: Model) -> None:
     con.execute(f"delete from {model.relation} where run_id in (select run_id from temp.{_CHANGED_IDS})")
     con.execute(f"insert into {model.relation} by name {query}")
     logger.debug("refreshed %s", model.relation)
-
-
-def _columns_of(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> list[str]:
-    rows = con.execute(
-        """
-        select column_name from information_schema.columns
-        where table_catalog = current_database() and table_schema = ? and table_name = ?
-        order by ordinal_position
-        """,
-        [schema, table],
-    ).fetchall()
-    return [name for (name,) in rows]
 
 
 def _in_touched(relation: str, key: tuple[str, ...], column: str = "*") -> str:
