@@ -40,6 +40,8 @@ RUNS_SCHEMA = pa.schema(
     ]
 )
 TEXT_FIELDS = ("collection_ref", "run_mode", "status", "space_id", "user", "thread_id")
+# The first array settles pyarrow's check for pandas, here at import and not in a worker thread: pandas imported
+# lazily there while dlt's extract thread checks sys.modules["pandas"] fails that check on a half-initialised module.
 TERMINAL_VALUES = pa.array(sorted(TERMINAL_STATUSES))
 
 

@@ -27,8 +27,7 @@ import dlt
 from dlt.common.destination.exceptions import DestinationUndefinedEntity
 import pyarrow as pa
 import pyarrow.compute as pc
-import pandas  # noqa: F401  imported before the worker threads: pyarrow would import it lazily from one of them
-# while dlt's extract thread checks sys.modules["pandas"], and a half-initialised module fails that check.
+
 
 from unpod_runs.api.client import (
     DEFAULT_BACKOFF_FACTOR,
