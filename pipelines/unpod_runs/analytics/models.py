@@ -423,7 +423,8 @@ _TOUCHED = "model_touched_keys"
 _INPUT = "model_refresh_input"
 _MOVED = "model_moved_runs"
 _CHANGED_IDS = "model_changed_run_ids"
-_WORK_TABLES = (_CHANGED, _REPLACED, _REFRESHED, _TOUCHED, _INPUT, _MOVED, _CHANGED_IDS)
+_MOVED_IDS = "model_moved_run_ids"
+_WORK_TABLES = (_CHANGED, _REPLACED, _REFRESHED, _TOUCHED, _INPUT, _MOVED, _CHANGED_IDS, _MOVED_IDS)
 
 
 @dataclass(frozen=True)
@@ -478,7 +479,7 @@ def _pending_changes(
 
 
 def _refresh_run_index(con: duckdb.DuckDBPyConnection, model: Model, changes: _Changes) -> None:
-    """Replace the rows of ``run_durations`` for the changed runs, and keep the versions that differ in
+    """Replace the rows of ``run_durations`` of the changed runs whose rows differ, and keep those versions in
     ``temp.model_moved_runs``: old and new, they say which groups of the other marts those runs left and joined."""
     con.execute(f"create temp table {_TOUCHED} as select distinct run_id from temp.{_CHANGED}")
     # The previous version of each changed run, and where it is.
@@ -491,27 +492,35 @@ def _refresh_run_index(con: duckdb.DuckDBPyConnection, model: Model, changes: _C
     query = re.sub(_relation_pattern(RUN_INPUT), f"temp.{_INPUT}", model.query)
     # The input may hold rows without a run_id: keep the changed runs only.
     con.execute(f"create temp table {_REFRESHED} as {_in_touched(f'({query})', model.key)}")
-    con.execute(f"delete from {model.relation} where rowid in (select replaced_row from temp.{_REPLACED})")
-    con.execute(f"insert into {model.relation} by name select * from temp.{_REFRESHED}")
-    # The versions that differ, old and new (column by column, a missing value equal only to a missing one).
+    # The runs whose versions differ (column by column, a missing value equal only to a missing one): only their
+    # rows are replaced. Most changed runs are open runs seen again, their rows as they were; rewriting those would
+    # cost the table's storage a rewrite of every row group they sit in, night after night.
     columns = table_columns(con, SCHEMA, model.name)
     differs = " or ".join(f'old."{name}" is distinct from new."{name}"' for name in columns)
+    con.execute(
+        f"""
+        create temp table {_MOVED_IDS} as
+        select distinct coalesce(old.run_id, new.run_id) as run_id
+        from temp.{_REPLACED} as old
+        full join temp.{_REFRESHED} as new on new.run_id is not distinct from old.run_id
+        where {differs}
+        """
+    )
+    moved = f"semi join temp.{_MOVED_IDS} as moved on moved.run_id is not distinct from rows.run_id"
+    con.execute(f"delete from {model.relation} where rowid in "
+                f"(select rows.replaced_row from temp.{_REPLACED} as rows {moved})")
+    con.execute(f"insert into {model.relation} by name select rows.* from temp.{_REFRESHED} as rows {moved}")
+    # Their versions, old and new: which groups of the other marts they left and joined.
     listed = ", ".join(f'rows."{name}"' for name in columns)
     con.execute(
         f"""
         create temp table {_MOVED} as
-        with moved as (
-            select coalesce(old.run_id, new.run_id) as run_id
-            from temp.{_REPLACED} as old
-            full join temp.{_REFRESHED} as new on new.run_id is not distinct from old.run_id
-            where {differs}
-        )
-        select {listed} from temp.{_REPLACED} as rows semi join moved on moved.run_id is not distinct from rows.run_id
+        select {listed} from temp.{_REPLACED} as rows {moved}
         union all
-        select {listed} from temp.{_REFRESHED} as rows semi join moved on moved.run_id is not distinct from rows.run_id
+        select {listed} from temp.{_REFRESHED} as rows {moved}
         """
     )
-    _drop_work_tables(con, _TOUCHED, _INPUT)
+    _drop_work_tables(con, _TOUCHED, _INPUT, _MOVED_IDS)
     logger.debug("refreshed %s", model.relation)
 
 
