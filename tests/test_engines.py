@@ -23,6 +23,7 @@ import psycopg2
 import pytest
 
 from conftest import REPO, assert_matches_truth, make_env
+from test_nightly_job import HoldingSandbox, finish
 from unpod_runs.analytics.models import SQL_DIR, build_models
 from unpod_runs.analytics.portable import table_columns
 from unpod_runs.pipeline.engines import Engine, EngineConfigError, for_destination
@@ -380,6 +381,55 @@ def test_ducklake_with_a_postgresql_catalog(tmp_path: Path, postgres_url: str, m
         nights.assert_same_as_the_file()
     assert list((tmp_path / "lake-data").rglob("*.parquet")), "the data is in the configured folder"
     assert not (nights.engine_db.with_name("unpod_runs.ducklake.sqlite")).exists()
+
+
+@pytest.mark.parametrize("shared", ["postgres", "ducklake"])
+def test_loads_from_two_hosts_into_one_postgresql_exclude_each_other(
+    tmp_path: Path, postgres_url: str, shared: str, monkeypatch: pytest.MonkeyPatch
+):
+    """Two hosts (two ``--db``, so two local locks) load into one PostgreSQL, or one DuckLake catalog on it: the
+    second finds the first's advisory lock taken and exits 3, naming it; once the first is done, a load runs."""
+    secret = "never-printed-pw"  # the test server trusts its socket and never asks for it
+    url = postgres_url.replace("postgres:@", f"postgres:{secret}@")
+    assert secret in url
+    if shared == "postgres":
+        engine_env = {"DESTINATION__POSTGRES__CREDENTIALS": url}
+    else:
+        engine_env = {"DESTINATION__DUCKLAKE__CREDENTIALS__CATALOG": url,
+                      "DESTINATION__DUCKLAKE__CREDENTIALS__STORAGE__BUCKET_URL": str(tmp_path / "lake-data")}
+    for key, value in engine_env.items():  # this process reads the engine too
+        monkeypatch.setenv(key, value)
+    hosts = [tmp_path / host / "unpod_runs.duckdb" for host in ("host-a", "host-b")]
+    world = World(seed=11, spaces=3, runs=[0, 1, 57])
+    with HoldingSandbox(world) as server:
+        env = {**make_env(tmp_path, world, server, page_size="10"), **engine_env}
+
+        def load(db: Path) -> subprocess.Popen:
+            db.parent.mkdir(exist_ok=True)
+            return subprocess.Popen(
+                [sys.executable, "-m", "unpod_runs.cli", "load", "--db", str(db), "--destination", shared], env=env,
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=db.parent)
+
+        server.hold_runs_after(0)  # the first load holds its locks, waiting for its first page
+        first = load(hosts[0])
+        assert server.holding.wait(timeout=120), "the first load never asked for a page"
+        code, stdout, stderr = finish(load(hosts[1]))
+
+        assert code == 3, stderr
+        location = for_destination(shared, hosts[1]).location()
+        assert f"another load of {location}" in stderr
+        assert f"is running (unpod-runs load pid {first.pid} on " in stderr
+        server.release()
+        first_code, first_stdout, first_stderr = finish(first)
+        assert first_code == 0, first_stderr
+        code, later_stdout, later_stderr = finish(load(hosts[1]))
+        assert code == 0, later_stderr
+    assert secret not in stdout + stderr + first_stdout + first_stderr + later_stdout + later_stderr
+    with for_destination(shared, hosts[1]).reader() as reader:
+        stored = reader.execute("select run_id, count(*) from unpod.runs where deleted_at is null group by run_id").fetchall()
+        outcomes = reader.execute("select outcome from unpod.load_history").fetchall()
+    assert dict(stored) == {run_id: 1 for run_id in world.truth()}
+    assert outcomes == [("ok",), ("ok",)], "the refused load wrote nothing"
 
 
 def test_a_ducklake_catalog_readers_cannot_share_is_refused_by_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
