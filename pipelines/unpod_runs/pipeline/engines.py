@@ -31,7 +31,7 @@ import os
 import socket
 from datetime import timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import dlt
 import duckdb
@@ -406,7 +406,8 @@ class AdvisoryLoadLock:
     it taken can say who holds it; the server drops it when that connection ends, so a killed load never leaves it.
     """
 
-    def __init__(self, dsn: str, scope: str, where: str, unreachable: Any) -> None:
+    def __init__(self, dsn: str, scope: str, where: str,
+                 unreachable: Callable[[BaseException], Exception]) -> None:
         self._dsn, self._where, self._unreachable = dsn, where, unreachable
         digest = hashlib.sha256(f"unpod-runs load {scope}".encode()).digest()
         self._key = int.from_bytes(digest[:8], "big", signed=True)
