@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import math
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,9 +19,13 @@ from datetime import date, datetime
 from pathlib import Path
 
 import duckdb
+import psycopg2
 import pytest
 
 from conftest import REPO, assert_matches_truth, make_env
+from test_nightly_job import HoldingSandbox, finish
+from unpod_runs.analytics.models import SQL_DIR, build_models
+from unpod_runs.analytics.portable import table_columns
 from unpod_runs.pipeline.engines import Engine, EngineConfigError, for_destination
 from unpod_runs.pipeline.load import KILL_AT_PHASE_ENV
 from unpod_runs.sandbox.server import FAULT_KINDS, FaultPlan, SandboxServer
@@ -90,7 +95,9 @@ class Nights:
             relations = _analytics(oracle)
             assert _analytics(reader) == relations
             for name in sorted(relations - NOT_DATA - (set() if same_loads else {"load_history"})):
-                query = f"select {COMPARED.get(name, '*')} from analytics.{name}"
+                # By the file's column names: a PostgreSQL table reshaped after a model file changed keeps its
+                # columns' places and adds the new ones last.
+                query = f"select {COMPARED.get(name) or _columns(oracle, name)} from analytics.{name}"
                 expected = _rows(oracle, query)
                 assert expected, name
                 _assert_rows_equal(_rows(reader, query), expected, name)
@@ -114,6 +121,10 @@ def _analytics(con: duckdb.DuckDBPyConnection) -> set[str]:
     return {name for (name,) in con.execute(
         "select table_name from information_schema.tables "
         "where table_catalog = current_database() and table_schema = 'analytics'").fetchall()}
+
+
+def _columns(con: duckdb.DuckDBPyConnection, relation: str) -> str:
+    return ", ".join(f'"{name}"' for name in table_columns(con, "analytics", relation))
 
 
 def _rows(con: duckdb.DuckDBPyConnection, query: str) -> list[tuple]:
@@ -256,6 +267,108 @@ def test_a_reader_attached_during_a_load_sees_the_last_committed_night(nights: N
     nights.assert_same_as_the_file()
 
 
+def test_a_postgresql_reader_keeps_its_snapshot_across_builds_whose_model_files_changed(
+    tmp_path: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+):
+    """A reader whose transaction began before a build sees last night's rows in every relation after it commits,
+    though the model files changed: the build reshaped its tables in place (columns dropped, added, retyped) and
+    refilled them, and replaced only its views. A fresh reader sees the new build, equal to the file's.
+
+    A reader that has read a table holds a lock on it until its transaction ends, which a reshape of that table
+    waits for: this one reads, before the builds, only a table whose shape stays.
+    """
+    before, after = _changed_model_folders(tmp_path)
+    world = World(seed=11, spaces=3, runs=[0, 1, 57])
+    with SandboxServer(world) as server:
+        nights = Nights(tmp_path, world, server, "postgres", {"DESTINATION__POSTGRES__CREDENTIALS": postgres_url},
+                        monkeypatch)
+        nights.night()
+        with nights.engine().writer() as con:
+            build_models(con, sql_dir=before)  # adds a view over a column that the build below drops
+        with psycopg2.connect(postgres_url) as con:
+            last_night = _postgres_relations(con)
+        reader = psycopg2.connect(postgres_url)
+        reader.set_session(isolation_level="REPEATABLE READ")
+        assert _postgres_relations(reader, "collection_stats") == {"collection_stats": last_night["collection_stats"]}
+        world.advance(hours=24, seed=12, new_runs=30)
+
+        nights.night()  # sql/ again: the view above is no model of it, the others are reshaped back
+        assert _postgres_relations(reader, "collection_stats") == {"collection_stats": last_night["collection_stats"]}
+        with nights.engine().writer() as con:
+            build_models(con, sql_dir=after)
+        with duckdb.connect(str(nights.file_db)) as con:
+            build_models(con, sql_dir=after)
+
+        seen = _postgres_relations(reader)
+        reader.close()
+        assert set(seen) == set(last_night)
+        for name, (columns, rows) in last_night.items():
+            seen_columns, seen_rows = seen[name]
+            kept = [column for column, kind in columns.items() if seen_columns.get(column) == kind]
+            assert _projected(seen_rows, seen_columns, kept) == _projected(rows, columns, kept), name
+        by_status_columns, by_status_rows = seen["runs_by_status"]
+        assert "last_modified" not in by_status_columns and len(by_status_rows) == len(last_night["runs_by_status"][1])
+        # Last night's rows have no value in the columns this build added (runs was retyped: dropped and added).
+        assert _projected(by_status_rows, by_status_columns, ["runs", "runs_per_space"]) == [(None, None)] * len(
+            by_status_rows)
+        nights.assert_same_as_the_file()
+        with nights.engine().writer() as con:
+            build_models(con, sql_dir=after)  # the same files: a refill, by column name into the reshaped tables
+        nights.assert_same_as_the_file()
+
+
+def _changed_model_folders(tmp_path: Path) -> tuple[Path, Path]:
+    """Two copies of sql/. ``before`` adds the view mart open_statuses, over runs_by_status.last_modified. ``after``
+    drops that column from runs_by_status, adds one, makes runs a double, drops stg_runs.thread_id (a view), and
+    makes open_statuses read the new runs."""
+    view = ("-- One row per open status.\n-- The statuses runs wait in, from runs_by_status.\n-- materialized: view\n"
+            "-- columns:\n--   status: the status.\n--   runs: runs in it.\n")
+    before, after = tmp_path / "sql-before", tmp_path / "sql-after"
+    shutil.copytree(SQL_DIR, before)
+    (before / "marts" / "open_statuses.sql").write_text(
+        view + "--   last_modified: the latest modified among them.\n"
+        "select status, runs, last_modified from analytics.runs_by_status where not is_terminal\n")
+    shutil.copytree(before, after)
+    (after / "marts" / "open_statuses.sql").write_text(
+        view + "select status, runs from analytics.runs_by_status where not is_terminal\n")
+    _edit(after / "marts" / "runs_by_status.sql",
+          ("--   last_modified: the latest modified among these runs.\n", "--   runs_per_space: runs / spaces.\n"),
+          ("        runs,\n        cast(runs as double) / sum(runs) over () as share_of_runs,\n",
+           "        cast(runs as double) as runs,\n        cast(runs as double) / sum(runs) over () as share_of_runs,\n"
+           "        cast(runs as double) / spaces as runs_per_space,\n"),
+          ("        last_created,\n        last_modified\n", "        last_created\n"))
+    _edit(after / "staging" / "stg_runs.sql", ("--   thread_id: the thread the run belongs to, if any.\n", ""),
+          ("        user_id,\n        thread_id,\n", "        user_id,\n"))
+    return before, after
+
+
+def _edit(path: Path, *replacements: tuple[str, str]) -> None:
+    text = path.read_text()
+    for old, new in replacements:
+        assert old in text, (path, old)
+        text = text.replace(old, new)
+    path.write_text(text)
+
+
+def _postgres_relations(con, *names: str) -> dict[str, tuple[dict[str, int], list[tuple]]]:
+    """Each ``analytics`` relation (or those named) as a PostgreSQL reader sees it: its columns' types, its rows."""
+    with con.cursor() as cursor:
+        if not names:
+            cursor.execute("select table_name from information_schema.tables where table_schema = 'analytics'")
+            names = tuple(name for (name,) in cursor.fetchall())
+        seen = {}
+        for name in names:
+            cursor.execute(f"select * from analytics.{name}")
+            seen[name] = ({column.name: column.type_code for column in cursor.description}, cursor.fetchall())
+    return seen
+
+
+def _projected(rows: list[tuple], columns: dict[str, int], names: list[str]) -> list[tuple]:
+    places = [list(columns).index(name) for name in names]
+    return sorted((tuple(row[place] for place in places) for row in rows),
+                  key=lambda row: tuple(_sort_key(value) for value in row))
+
+
 def test_ducklake_with_a_postgresql_catalog(tmp_path: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch):
     world = World(seed=11, spaces=3, runs=[0, 1, 57])
     env = {"DESTINATION__DUCKLAKE__CREDENTIALS__CATALOG": postgres_url,
@@ -268,6 +381,55 @@ def test_ducklake_with_a_postgresql_catalog(tmp_path: Path, postgres_url: str, m
         nights.assert_same_as_the_file()
     assert list((tmp_path / "lake-data").rglob("*.parquet")), "the data is in the configured folder"
     assert not (nights.engine_db.with_name("unpod_runs.ducklake.sqlite")).exists()
+
+
+@pytest.mark.parametrize("shared", ["postgres", "ducklake"])
+def test_loads_from_two_hosts_into_one_postgresql_exclude_each_other(
+    tmp_path: Path, postgres_url: str, shared: str, monkeypatch: pytest.MonkeyPatch
+):
+    """Two hosts (two ``--db``, so two local locks) load into one PostgreSQL, or one DuckLake catalog on it: the
+    second finds the first's advisory lock taken and exits 3, naming it; once the first is done, a load runs."""
+    secret = "never-printed-pw"  # the test server trusts its socket and never asks for it
+    url = postgres_url.replace("postgres:@", f"postgres:{secret}@")
+    assert secret in url
+    if shared == "postgres":
+        engine_env = {"DESTINATION__POSTGRES__CREDENTIALS": url}
+    else:
+        engine_env = {"DESTINATION__DUCKLAKE__CREDENTIALS__CATALOG": url,
+                      "DESTINATION__DUCKLAKE__CREDENTIALS__STORAGE__BUCKET_URL": str(tmp_path / "lake-data")}
+    for key, value in engine_env.items():  # this process reads the engine too
+        monkeypatch.setenv(key, value)
+    hosts = [tmp_path / host / "unpod_runs.duckdb" for host in ("host-a", "host-b")]
+    world = World(seed=11, spaces=3, runs=[0, 1, 57])
+    with HoldingSandbox(world) as server:
+        env = {**make_env(tmp_path, world, server, page_size="10"), **engine_env}
+
+        def load(db: Path) -> subprocess.Popen:
+            db.parent.mkdir(exist_ok=True)
+            return subprocess.Popen(
+                [sys.executable, "-m", "unpod_runs.cli", "load", "--db", str(db), "--destination", shared], env=env,
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=db.parent)
+
+        server.hold_runs_after(0)  # the first load holds its locks, waiting for its first page
+        first = load(hosts[0])
+        assert server.holding.wait(timeout=120), "the first load never asked for a page"
+        code, stdout, stderr = finish(load(hosts[1]))
+
+        assert code == 3, stderr
+        location = for_destination(shared, hosts[1]).location()
+        assert f"another load of {location}" in stderr
+        assert f"is running (unpod-runs load pid {first.pid} on " in stderr
+        server.release()
+        first_code, first_stdout, first_stderr = finish(first)
+        assert first_code == 0, first_stderr
+        code, later_stdout, later_stderr = finish(load(hosts[1]))
+        assert code == 0, later_stderr
+    assert secret not in stdout + stderr + first_stdout + first_stderr + later_stdout + later_stderr
+    with for_destination(shared, hosts[1]).reader() as reader:
+        stored = reader.execute("select run_id, count(*) from unpod.runs where deleted_at is null group by run_id").fetchall()
+        outcomes = reader.execute("select outcome from unpod.load_history").fetchall()
+    assert dict(stored) == {run_id: 1 for run_id in world.truth()}
+    assert outcomes == [("ok",), ("ok",)], "the refused load wrote nothing"
 
 
 def test_a_ducklake_catalog_readers_cannot_share_is_refused_by_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):

@@ -1,8 +1,10 @@
 """The guard: every model and check of ``sql/`` runs on a real PostgreSQL, translated from DuckDB's SQL, and a
-construct that PostgreSQL does not run fails by name instead of passing silently."""
+construct that PostgreSQL does not run fails by name instead of passing silently. And the builder's DDL there: a
+changed model keeps its table (tests/test_engines.py), unless it became a view or a table."""
 
 from __future__ import annotations
 
+import logging
 import shutil
 from pathlib import Path
 
@@ -87,3 +89,29 @@ def test_durations_do_not_depend_on_the_session_time_zone(postgres: PostgresEngi
     with postgres.writer() as con:
         con.execute("set timezone = 'America/New_York'")
         assert con.execute(native_sql(con, query)).fetchone()[0] == 3600.0
+
+
+def test_a_model_that_became_a_view_or_a_table_is_replaced_and_the_log_says_readers_may_see_it_empty(
+    postgres: PostgresEngine, tmp_path: Path, caplog: pytest.LogCaptureFixture
+):
+    sql_dir = tmp_path / "sql"
+    shutil.copytree(SQL_DIR, sql_dir)
+    for path, materialized in ((sql_dir / "marts" / "runs_by_status.sql", "view"),
+                               (sql_dir / "staging" / "stg_runs.sql", "table")):
+        text = path.read_text()
+        path.write_text(text.replace("-- columns:\n", f"-- materialized: {materialized}\n-- columns:\n", 1))
+    with postgres.writer() as con:
+        (runs_by_status,) = con.execute("select count(*) from analytics.runs_by_status").fetchone()
+        with caplog.at_level(logging.WARNING, logger="unpod_runs.analytics.models"):
+            build_models(con, sql_dir=sql_dir)
+        kinds = dict(con.execute("select table_name, table_type from information_schema.tables "
+                                 "where table_schema = 'analytics'").fetchall())
+        assert con.execute("select count(*) from analytics.runs_by_status").fetchone() == (runs_by_status,)
+        assert con.execute("select count(*) from analytics.stg_runs").fetchone() == (len(postgres_world_runs(con)),)
+    assert (kinds["runs_by_status"], kinds["stg_runs"]) == ("VIEW", "BASE TABLE")
+    replaced = [record.getMessage() for record in caplog.records if "event=model_replaced" in record.getMessage()]
+    assert sorted(replaced) == [
+        f"event=model_replaced relation=analytics.{name} was={was} now={now} "
+        "note='readers whose snapshot predates this build may see it empty once'"
+        for name, was, now in (("runs_by_status", "table", "view"), ("stg_runs", "view", "table"))
+    ]

@@ -150,15 +150,15 @@ def cmd_models(args: argparse.Namespace) -> int:
     if args.describe:
         print(describe_models())
         return 0
-    from unpod_runs.pipeline.engines import DuckDbFileEngine, EngineConfigError, for_destination
+    from unpod_runs.pipeline.engines import DuckDbFileEngine, EngineConfigError, EngineUnreachable, for_destination
     from unpod_runs.pipeline.load import build_analytics
     from unpod_runs.pipeline.outcomes import EXIT_CONFIG, EXIT_LOCKED, EXIT_SPACES_FAILED
     from unpod_runs.analytics.portable import DATABASE_ERRORS
     from unpod_runs.pipeline.workspace import LoadLock, LockBusy, PublishFailed
 
     try:
-        with LoadLock(args.db):
-            engine = for_destination(args.destination, args.db)
+        engine = for_destination(args.destination, args.db)
+        with LoadLock(args.db), engine.load_lock():
             exists = engine.workspace.prepare() != "new" if isinstance(engine, DuckDbFileEngine) else engine.has_data()
             if not exists:
                 return _fail(f"no database at {engine.location()}: run `unpod-runs load` first", 1)
@@ -169,6 +169,8 @@ def cmd_models(args: argparse.Namespace) -> int:
         return _fail(str(exc), EXIT_CONFIG)
     except DATABASE_ERRORS as exc:
         return _fail(str(engine.unreachable(exc)), 1)
+    except EngineUnreachable as exc:
+        return _fail(str(exc), 1)
     except LockBusy as exc:
         return _fail(str(exc), EXIT_LOCKED)
     except PublishFailed as exc:

@@ -17,7 +17,8 @@ Each file opens with a comment block that documents it::
 The builder copies that documentation into DuckDB comments, so any client that opens the file shows it.
 
 The models are DuckDB SQL. On PostgreSQL the builder runs them translated (``portable.py``), always as a full
-build in one transaction; the incremental refresh below is the DuckDB file's.
+build in one transaction; the incremental refresh below is the DuckDB file's. There it keeps its tables, refilled
+every night and reshaped in place after a model file changed: PostgreSQL's DDL is not MVCC-safe (``_refill_model``).
 
 A night's load changes a few runs of millions, so a mart with an ``incremental key`` is refreshed, not rebuilt:
 only its rows that a changed run falls into are computed again. A run changed if a load wrote it, or a version of
@@ -44,6 +45,7 @@ import duckdb
 
 from unpod_runs.analytics.portable import (
     DATABASE_ERRORS,
+    column_types,
     comments_on_view_columns,
     native_sql,
     refills_models,
@@ -76,6 +78,8 @@ _DIRECTIVE = re.compile(r"^(materialized|optional source|incremental key):\s*(.+
 _COLUMN = re.compile(r"^([a-z_][a-z0-9_]*):\s*(.+)$")
 # A stand-in for a missing optional source: the models' union-by-name contracts supply the real columns.
 _STAND_IN_COLUMN = "_stand_in boolean"
+# A temporary table of no rows with a changed query's columns, while a table is reshaped (PostgreSQL).
+_NEW_SHAPE = "model_new_shape"
 _WRAP = 110
 
 
@@ -188,9 +192,13 @@ def build_models(con: duckdb.DuckDBPyConnection, sql_dir: Path = SQL_DIR, increm
         state = _read_state(con)
         changes = _pending_changes(con, models, state, digest) if incremental else None
         stand_ins = _create_stand_ins(con, models)
-        refill = changes is None and refills_models(con) and _all_built(con, models, digest)
-        if changes is None and not refill:
+        # PostgreSQL keeps its tables (see _refill_model); after a model file changed they are reshaped first.
+        keeps_tables = changes is None and refills_models(con)
+        reshape = keeps_tables and not _all_built(con, models, digest)
+        if changes is None and not keeps_tables:
             _drop_models(con, models)
+        elif reshape:
+            _drop_views_before_reshape(con, models)
         for model in models:
             current = model
             if changes is not None and model.layer == "staging" and model.key:
@@ -199,8 +207,8 @@ def build_models(con: duckdb.DuckDBPyConnection, sql_dir: Path = SQL_DIR, increm
                 _refresh_run_index(con, model, changes)
             elif changes is not None and model.key:
                 _refresh_groups(con, model, changes)
-            elif refill:
-                _refill_model(con, model)
+            elif keeps_tables:
+                _refill_model(con, model, reshape)
             else:
                 _build_model(con, model)
         current = None
@@ -375,15 +383,63 @@ def _all_built(con: duckdb.DuckDBPyConnection, models: list[Model], digest: str)
     return all(_relation_kind(con, SCHEMA, model.name) == model.materialized for model in models)
 
 
-def _refill_model(con: duckdb.DuckDBPyConnection, model: Model) -> None:
+def _refill_model(con: duckdb.DuckDBPyConnection, model: Model, reshape: bool) -> None:
     """Replace a table's rows, not the table: a reader whose snapshot predates the build keeps seeing the old rows.
 
     (PostgreSQL's DDL is not MVCC-safe: a table dropped and created again looks empty to a reader whose snapshot was
-    taken before the commit.) A view built by the same file is left as it is: it holds no rows.
+    taken before the commit.) With ``reshape`` (a model file changed), the table first takes its query's new shape
+    in place. A view built by the same file is left as it is: it holds no rows. A relation that is not there (new,
+    or a view dropped before the reshape) is created.
     """
-    if model.materialized == "table":
-        con.execute(f"delete from {model.relation}")
-        con.execute(f"insert into {model.relation}\n{native_sql(con, model.query)}")
+    if _relation_kind(con, SCHEMA, model.name) is None:
+        _build_model(con, model)
+        return
+    if model.materialized == "view":
+        return
+    query = native_sql(con, model.query)
+    if reshape:
+        _reshape_table(con, model, query)
+        _comment_model(con, model)
+    # By name: a reshaped table keeps its columns' places and adds new ones last, unlike the query's order.
+    columns = ", ".join(f'"{name}"' for name in table_columns(con, SCHEMA, model.name))
+    con.execute(f"delete from {model.relation}")
+    con.execute(f"insert into {model.relation} ({columns})\nselect {columns} from (\n{query}\n) as model_rows")
+
+
+def _reshape_table(con: duckdb.DuckDBPyConnection, model: Model, query: str) -> None:
+    """Bring a table to its changed query's columns without rewriting it, so its old rows stay readable.
+
+    A column the query no longer has is dropped, a new one is added (nullable, no default): both change only the
+    catalog. A column whose type changed is dropped and added again: ``alter column ... type`` rewrites the table,
+    and after a rewrite a reader whose snapshot predates it sees the table empty.
+    """
+    con.execute(f"create temp table {_NEW_SHAPE} as select * from (\n{query}\n) as model_rows with no data")
+    wanted = column_types(con, f"pg_temp.{_NEW_SHAPE}")
+    con.execute(f"drop table pg_temp.{_NEW_SHAPE}")
+    present = column_types(con, model.relation)
+    dropped = [name for name, kind in present.items() if wanted.get(name) != kind]
+    added = [name for name, kind in wanted.items() if present.get(name) != kind]
+    if dropped or added:
+        actions = [f'drop column "{name}"' for name in dropped] + [f'add column "{name}" {wanted[name]}' for name in added]
+        con.execute(f"alter table {model.relation} {', '.join(actions)}")
+        logger.info("event=model_reshaped relation=%s dropped=%s added=%s", model.relation, ",".join(dropped) or "-",
+                    ",".join(added) or "-")
+
+
+def _drop_views_before_reshape(con: duckdb.DuckDBPyConnection, models: list[Model]) -> None:
+    """Before a reshape: drop every model view, the ones built last first; each is created again in build order.
+
+    A view holds no rows, and may read a column about to be dropped. A model that became a view or a table cannot
+    be reshaped: it is dropped and created again, and a reader whose snapshot predates the commit may see it empty.
+    """
+    for model in reversed(models):
+        existing = _relation_kind(con, SCHEMA, model.name)
+        if existing is None or existing == model.materialized == "table":
+            continue
+        if existing != model.materialized:
+            logger.warning("event=model_replaced relation=%s was=%s now=%s note=%r", model.relation, existing,
+                           model.materialized, "readers whose snapshot predates this build may see it empty once")
+        con.execute(f"drop {existing} {model.relation}")
 
 
 def _drop_models(con: duckdb.DuckDBPyConnection, models: list[Model]) -> None:
@@ -401,12 +457,17 @@ def _build_model(con: duckdb.DuckDBPyConnection, model: Model) -> None:
         existing = None
     verb = "create or replace" if existing else "create"
     con.execute(f"{verb} {model.materialized} {model.relation} as\n{native_sql(con, model.query)}")
+    _comment_model(con, model)
+    logger.debug("built %s as a %s", model.relation, model.materialized)
+
+
+def _comment_model(con: duckdb.DuckDBPyConnection, model: Model) -> None:
+    """Copy the model file's documentation into the engine's comments."""
     comment = f"{model.grain} {model.description}".strip()
     con.execute(f"comment on {model.materialized} {model.relation} is {_literal(comment)}")
     if model.materialized == "table" or comments_on_view_columns(con):
         for column, text in model.columns.items():
             con.execute(f"comment on column {model.relation}.{column} is {_literal(text)}")
-    logger.debug("built %s as a %s", model.relation, model.materialized)
 
 
 def _literal(text: str) -> str:

@@ -53,8 +53,19 @@ def native_sql(con: Any, sql: str) -> str:
 
 
 def refills_models(con: Any) -> bool:
-    """On PostgreSQL a full build refills the tables it built last night instead of replacing them (models.py)."""
+    """On PostgreSQL a full build keeps the tables it built last night: it refills them, and reshapes them in place
+    after a model file changed, instead of replacing them (models.py)."""
     return getattr(con, "dialect", "duckdb") == "postgres"
+
+
+def column_types(con: Any, relation: str) -> dict[str, str]:
+    """PostgreSQL: each column of ``relation`` (``schema.name``) and its type, as ``add column`` takes it."""
+    rows = con.execute(
+        "select attname, format_type(atttypid, atttypmod) from pg_attribute "
+        "where attrelid = to_regclass(?) and attnum > 0 and not attisdropped order by attnum",
+        [relation],
+    ).fetchall()
+    return dict(rows)
 
 
 def comments_on_view_columns(con: Any) -> bool:

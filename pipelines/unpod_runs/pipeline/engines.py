@@ -15,6 +15,8 @@ way to publish the night.
   through DuckDB's ``postgres`` extension.
 
 ``--db`` stays the local anchor on every engine: the load lock, the report and the pipeline's name sit beside it.
+On PostgreSQL (and a DuckLake with a PostgreSQL catalog) a load also holds an advisory lock in that database, so
+loads from two hosts never run at once.
 The DuckDB extensions come from the locked wheels (``duckdb-extension-*``): installed from the wheel's file into
 DuckDB's extension folder, never downloaded.
 """
@@ -25,8 +27,11 @@ import contextlib
 import hashlib
 import importlib
 import logging
+import os
+import socket
+from datetime import timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import dlt
 import duckdb
@@ -34,7 +39,7 @@ import psycopg2
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
 from unpod_runs.analytics.portable import has_table
-from unpod_runs.pipeline.workspace import WRITER_CONFIG, Workspace
+from unpod_runs.pipeline.workspace import WRITER_CONFIG, LockBusy, Workspace
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +101,10 @@ class Engine:
 
     def reader(self) -> contextlib.AbstractContextManager[duckdb.DuckDBPyConnection]:
         raise NotImplementedError
+
+    def load_lock(self) -> contextlib.AbstractContextManager:
+        """What excludes loads from other hosts, beside the ``flock`` that excludes this host's (``LoadLock``)."""
+        return contextlib.nullcontext()
 
     def publish(self) -> None:
         """Shared engines committed the night as they went: nothing left to publish."""
@@ -264,6 +273,14 @@ class DuckLakeEngine(Engine):
     def reader(self) -> contextlib.AbstractContextManager[duckdb.DuckDBPyConnection]:
         return self._connect(read_only=True)
 
+    def load_lock(self) -> contextlib.AbstractContextManager:
+        from dlt.common.configuration.specs.connection_string_credentials import ConnectionStringCredentials
+
+        catalog = ConnectionStringCredentials(self.catalog)
+        if catalog.drivername not in ("postgres", "postgresql"):
+            return contextlib.nullcontext()
+        return AdvisoryLoadLock(_libpq_dsn(catalog), f"{catalog.database}/{self.LAKE}", self.location(), self.unreachable)
+
     def has_data(self) -> bool:
         catalog = self.catalog
         if catalog.startswith("sqlite:///") and not Path(catalog[len("sqlite:///"):]).exists():
@@ -317,6 +334,11 @@ class PostgresEngine(Engine):
             con.execute(f"ATTACH {_literal(dsn)} AS {READER_CATALOG} (TYPE postgres, READ_ONLY)")
             con.execute(f"use {READER_CATALOG}")
             yield con
+
+    def load_lock(self) -> "AdvisoryLoadLock":
+        credentials = self.credentials()
+        return AdvisoryLoadLock(_libpq_dsn(credentials), f"{credentials.database}/{DATASET}",
+                                f"{self.location()} (schema {DATASET})", self.unreachable)
 
     def location(self) -> str:
         credentials = self.credentials()
@@ -374,6 +396,62 @@ class PostgresConnection:
 
     def close(self) -> None:
         self._connection.close()
+
+
+class AdvisoryLoadLock:
+    """A PostgreSQL session advisory lock on a key of the database and dataset, held for the whole load.
+
+    The ``flock`` beside ``--db`` excludes the loads of one host; this one excludes every host loading into the same
+    database. It is held on a connection of its own, named after the load (its pid and host), so a load that finds
+    it taken can say who holds it; the server drops it when that connection ends, so a killed load never leaves it.
+    """
+
+    def __init__(self, dsn: str, scope: str, where: str,
+                 unreachable: Callable[[BaseException], Exception]) -> None:
+        self._dsn, self._where, self._unreachable = dsn, where, unreachable
+        digest = hashlib.sha256(f"unpod-runs load {scope}".encode()).digest()
+        self._key = int.from_bytes(digest[:8], "big", signed=True)
+        self._connection: Any = None
+
+    def __enter__(self) -> "AdvisoryLoadLock":
+        name = f"unpod-runs load pid {os.getpid()} on {socket.gethostname()}"[:63]  # PostgreSQL keeps 63 bytes
+        try:
+            connection = psycopg2.connect(self._dsn, application_name=name)
+        except psycopg2.Error as exc:
+            raise self._unreachable(exc) from None
+        connection.autocommit = True
+        with connection.cursor() as cursor:
+            cursor.execute("select pg_try_advisory_lock(%s)", [self._key])
+            (taken,) = cursor.fetchone()
+            holder = None if taken else self._holder(cursor)
+        if holder is not None:
+            connection.close()
+            raise LockBusy(f"another load of {self._where} is running ({holder}); it holds a PostgreSQL advisory "
+                           f"lock that the server drops when that load ends: nothing to do, or check that it is "
+                           f"not stuck")
+        self._connection = connection
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._connection is not None:
+            self._connection.close()  # the server drops a session's advisory locks with it
+            self._connection = None
+
+    def _holder(self, cursor: Any) -> str:
+        """Who holds the lock, as its connection is named (another role's sessions may be hidden from this one)."""
+        cursor.execute(
+            "select activity.application_name, activity.backend_start from pg_locks as locks "
+            "join pg_stat_activity as activity on activity.pid = locks.pid "
+            "where locks.locktype = 'advisory' and locks.granted and locks.objsubid = 1 "
+            "and locks.database = (select oid from pg_database where datname = current_database()) "
+            "and locks.classid = %s and locks.objid = %s",
+            [(self._key >> 32) & 0xFFFFFFFF, self._key & 0xFFFFFFFF],
+        )
+        row = cursor.fetchone()
+        if row is None or not row[0]:
+            return "a session this role cannot see"
+        name, since = row
+        return f"{name} since {since.astimezone(timezone.utc).isoformat(timespec='seconds')}" if since else name
 
 
 def install_extensions(*names: str) -> None:

@@ -122,7 +122,7 @@ def run_load(
         request_max_retry_delay=settings.request_max_retry_delay,
         request_stats=stats,
     )
-    with LoadLock(db_path):
+    with LoadLock(db_path), engine.load_lock():
         pipeline = _open_pipeline(engine)
         _finish_interrupted_load(pipeline)
         with engine.writer() as con:
