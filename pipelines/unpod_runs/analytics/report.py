@@ -64,16 +64,16 @@ def write_report(con: duckdb.DuckDBPyConnection, out_path: Path) -> Path:
 def render_report(con: duckdb.DuckDBPyConnection) -> str:
     """The report as one HTML document."""
     headline = _one(con, _HEADLINE_SQL)
-    latest_load = _one(con, _LATEST_LOAD_SQL)
+    latest_load = next(iter(_rows(con, _LATEST_LOAD_SQL)), None)
     collections = _rows(con, "select * from analytics.collection_stats")
     days = _rows(con, _DAYS_SQL)
     trends = _rows(con, _TRENDS_SQL)
     stuck = _rows(con, _STUCK_SQL)
     sections = [_status_section(_rows(con, _STATUS_SQL), headline)]
-    if headline["runs"]:
+    if headline["total_runs"]:
         sections += [
             _trends_section(trends),
-            _stuck_section(stuck, _one(con, _OPEN_SQL)),
+            _stuck_section(stuck, headline),
             _failure_rate_section(collections, headline["failure_rate"]),
             _duration_section(collections),
             _days_section(days),
@@ -90,106 +90,28 @@ def render_report(con: duckdb.DuckDBPyConnection) -> str:
 
 # ---- queries ---------------------------------------------------------------------------------------------------
 
-# From the marts where they hold the figure: the runs are read once, for the overall percentiles.
 _HEADLINE_SQL = f"""
-with
-
-runs as (
-    select
-        count(*) as runs,
-        count(*) filter (where is_terminal) as terminal_runs,
-        count(*) filter (where is_failed) as failed_runs,
-        count(*) filter (where not is_terminal) as open_runs,
-        quantile_cont(duration_seconds, [0.5, 0.95]) as duration_quantiles,
-        count(*) filter (where finish_source = 'modified') as exact_runs,
-        count(*) filter (where finish_source = 'observed') as observed_runs,
-        count(*) filter (where finish_source = 'unknown') as unknown_runs,
-        quantile_cont(duration_seconds, [0.5, 0.95]) filter (where finish_source = 'modified')
-            as exact_quantiles,
-        -- the few observed runs: what the loads know of their durations
-        min(duration_min_seconds) filter (where finish_source = 'observed') as observed_min_seconds,
-        max(duration_max_seconds) filter (where finish_source = 'observed') as observed_max_seconds,
-        avg(duration_max_seconds - duration_min_seconds) filter (where finish_source = 'observed')
-            as observed_bracket_seconds
-    from analytics.run_durations
-),
-
-spaces as (
-    select
-        count(space_token) as spaces,
-        max(last_modified) as last_modified
-    from analytics.space_stats
-),
-
-collections as (
-    select
-        count(*) as collections,
-        min(first_created) as first_created,
-        max(last_created) as last_created
-    from analytics.collection_stats
-)
-
 select
-    runs.runs,
-    spaces.spaces,
-    collections.collections,
-    runs.terminal_runs,
-    runs.failed_runs,
-    runs.open_runs,
-    runs.failed_runs / nullif(runs.terminal_runs, 0)::double as failure_rate,
-    runs.duration_quantiles[1] as p50_duration_seconds,
-    runs.duration_quantiles[2] as p95_duration_seconds,
-    runs.exact_runs,
-    runs.observed_runs,
-    runs.unknown_runs,
-    runs.exact_quantiles[1] as p50_exact_duration_seconds,
-    runs.exact_quantiles[2] as p95_exact_duration_seconds,
-    runs.observed_min_seconds,
-    runs.observed_max_seconds,
-    runs.observed_bracket_seconds,
-    strftime(spaces.last_modified at time zone 'UTC', '{_UTC}') as last_modified,
-    strftime(collections.first_created at time zone 'UTC', '%Y-%m-%d') as first_day,
-    strftime(collections.last_created at time zone 'UTC', '%Y-%m-%d') as last_day
-from runs, spaces, collections
+    * exclude (last_modified, first_created, last_created),
+    strftime(last_modified at time zone 'UTC', '{_UTC}') as last_modified,
+    strftime(first_created at time zone 'UTC', '%Y-%m-%d') as first_day,
+    strftime(last_created at time zone 'UTC', '%Y-%m-%d') as last_day
+from analytics.overall_stats
 """
 
 _LATEST_LOAD_SQL = f"""
 select
-    count(*) as loads,
-    strftime(arg_max(finished_at, started_at) at time zone 'UTC', '{_UTC}') as finished_at,
-    arg_max(outcome, started_at) as outcome,
-    arg_max(full_scan, started_at) as full_scan
+    strftime(finished_at at time zone 'UTC', '{_UTC}') as finished_at,
+    outcome,
+    full_scan
 from analytics.load_history
+order by started_at desc nulls last
+limit 1
 """
 
 _STATUS_SQL = "select * from analytics.runs_by_status order by runs desc, status"
 
-_DAYS_SQL = """
-with
-
-days as (
-    select
-        day,
-        count(*) as runs,
-        count(*) filter (where status = 'completed') as completed_runs,
-        count(*) filter (where status = 'partially_completed') as partially_completed_runs,
-        count(*) filter (where is_failed) as failed_runs,
-        count(*) filter (where not is_terminal) as open_runs,
-        count(*) filter (where is_failed) / nullif(count(*) filter (where is_terminal), 0)::double as failure_rate,
-        -- both percentiles from one pass over the durations
-        quantile_cont(duration_seconds, [0.5, 0.95]) as duration_quantiles
-    from analytics.run_durations
-    where day is not null
-    group by day
-)
-
-select
-    * exclude (duration_quantiles),
-    duration_quantiles[1] as p50_duration_seconds,
-    duration_quantiles[2] as p95_duration_seconds
-from days
-order by day
-"""
+_DAYS_SQL = "select * from analytics.daily_overall_stats where day is not null order by day"
 
 _HEATMAP_SQL = f"""
 with
@@ -235,14 +157,6 @@ select *
 from analytics.collection_trends
 order by is_regression desc, failure_rate_change desc nulls last, p95_exact_change_ratio desc nulls last,
     collection_ref
-"""
-
-_OPEN_SQL = """
-select
-    count(*) as open_runs,
-    count(*) filter (where unchanged_for_seconds >= 86400) as unchanged_a_day,
-    count(distinct collection_ref) filter (where unchanged_for_seconds >= 86400) as collections_unchanged_a_day
-from analytics.open_runs
 """
 
 # The runs unchanged longest: the stuck ones. Before the status history knows a run, its time unchanged is unknown.
@@ -939,7 +853,7 @@ def _trends_section(trends: list[dict]) -> _Section:
     return _Section("Trends: last 7 days against the 7 before", caption, headline + table)
 
 
-def _stuck_section(stuck: list[dict], counts: dict) -> _Section:
+def _stuck_section(stuck: list[dict], headline: dict) -> _Section:
     caption = (
         "the open runs unchanged longest, from analytics.open_runs: age and time unchanged in the API's clock at the "
         "last load that saw them (unchanged = same status and modified)"
@@ -958,30 +872,32 @@ def _stuck_section(stuck: list[dict], counts: dict) -> _Section:
         for row in stuck
     ]
     summary = (
-        f"<p>{_count(counts['open_runs'])} runs are open; <strong>{_count(counts['unchanged_a_day'])} have not "
-        f"changed for a day or more</strong>, in {_count(counts['collections_unchanged_a_day'])} collection(s).</p>"
+        f"<p>{_count(headline['open_runs'])} runs are open; <strong>{_count(headline['unchanged_a_day_runs'])} have "
+        f"not changed for a day or more</strong>, in {_count(headline['unchanged_a_day_collections'])} "
+        "collection(s).</p>"
     )
     table = _table(["run", "collection", "space", "status", "age", "unchanged for"], rows, numeric_from=4)
     return _Section("Stuck runs", caption, summary + table)
 
 
 def _exact_section(headline: dict) -> _Section:
-    terminal = headline["terminal_runs"] or 0
     caption = (
         "how far durations can be trusted (finish_source in analytics.run_durations): exact when the API moved "
         "modified at the finish; observed when a load saw the run open and a later one saw it finished with the "
         "same modified (the API did not bump it: the duration lies between the two loads); unknown when a run was "
         "first seen finished with modified = created (an instant run, or a finish nobody saw)"
     )
-    if not terminal:
+    if not headline["terminal_runs"]:
         return _Section("How many durations are exact", caption, _empty("No terminal run yet."))
     rows = [
-        ["exact (modified)", _count(headline["exact_runs"]), _rate(headline["exact_runs"] / terminal),
+        ["exact (modified)", _count(headline["exact_duration_runs"]), _rate(headline["exact_duration_share"]),
          _duration(headline["p50_exact_duration_seconds"]), _duration(headline["p95_exact_duration_seconds"])],
-        ["observed (no bump)", _count(headline["observed_runs"]), _rate(headline["observed_runs"] / terminal),
-         f"{_duration(headline['observed_min_seconds'])} to {_duration(headline['observed_max_seconds'])}",
-         f"known within {_duration(headline['observed_bracket_seconds'])} on average"],
-        ["unknown (modified = created)", _count(headline["unknown_runs"]), _rate(headline["unknown_runs"] / terminal),
+        ["observed (no bump)", _count(headline["observed_duration_runs"]), _rate(headline["observed_duration_share"]),
+         f"{_duration(headline['observed_min_duration_seconds'])} to "
+         f"{_duration(headline['observed_max_duration_seconds'])}",
+         f"known within {_duration(headline['observed_avg_bracket_seconds'])} on average"],
+        ["unknown (modified = created)", _count(headline["unknown_duration_runs"]),
+         _rate(headline["unknown_duration_share"]),
          "0 s as reported", "instant, or a finish nobody saw"],
     ]
     table = _table(["finish", "runs", "share", "p50 / range", "p95 / precision"], rows)
@@ -1046,7 +962,7 @@ def _recovery_section(collections: list[dict]) -> _Section:
 
 
 def _highlights(headline: dict, collections: list[dict], trends: list[dict], stuck: list[dict]) -> list[str]:
-    if not headline["runs"]:
+    if not headline["total_runs"]:
         return ["No runs are loaded yet: run <code>unpod-runs load</code> first."]
     notes = []
     regressions = [row for row in trends if row["is_regression"]]
@@ -1055,13 +971,13 @@ def _highlights(headline: dict, collections: list[dict], trends: list[dict], stu
                           for row in regressions[:5])
         more = f" and {len(regressions) - 5} more" if len(regressions) > 5 else ""
         notes.append(f"Got worse this week: {names}{more} (see Trends).")
-    unchanged = [row for row in stuck if (row["unchanged_for_seconds"] or 0) >= 86400]
-    if unchanged:
+    if headline["unchanged_a_day_runs"]:
+        longest = stuck[0]  # the stuck runs come unchanged longest first
         notes.append(
-            f"Stuck the longest: run <code>{html.escape(unchanged[0]['run_id'])}</code> of "
-            f"<strong>{html.escape(_collection(unchanged[0]['collection_ref']))}</strong>, "
-            f"{html.escape(unchanged[0]['status'] or 'NULL')} and unchanged for "
-            f"{_duration(unchanged[0]['unchanged_for_seconds'])}."
+            f"Stuck the longest: run <code>{html.escape(longest['run_id'])}</code> of "
+            f"<strong>{html.escape(_collection(longest['collection_ref']))}</strong>, "
+            f"{html.escape(longest['status'] or 'NULL')} and unchanged for "
+            f"{_duration(longest['unchanged_for_seconds'])}."
         )
     failing = [row for row in collections if row["failure_rate"] is not None and row["failed_runs"]]
     if failing:
@@ -1081,9 +997,9 @@ def _highlights(headline: dict, collections: list[dict], trends: list[dict], stu
         notes.append(f"{headline['open_runs']:,} runs are still open (not completed, failed or partially completed).")
     if headline["terminal_runs"]:
         notes.append(
-            f"{headline['exact_runs']:,} of {headline['terminal_runs']:,} durations are exact "
-            f"({_rate(headline['exact_runs'] / headline['terminal_runs'])}); "
-            f"{headline['observed_runs']:,} finished without the API moving modified and are known only as a range."
+            f"{headline['exact_duration_runs']:,} of {headline['terminal_runs']:,} durations are exact "
+            f"({_rate(headline['exact_duration_share'])}); "
+            f"{headline['observed_duration_runs']:,} finished without the API moving modified and are known only as a range."
         )
     return notes
 
@@ -1094,15 +1010,15 @@ def _card(label: str, value: str, detail: str = "", wide: bool = False) -> str:
     return f'<div class="{kind}"><div class="label">{label}</div><div class="value">{value}</div>{detail_html}</div>'
 
 
-def _page(headline: dict, latest_load: dict, highlights: list[str], sections: list[_Section]) -> str:
+def _page(headline: dict, latest_load: dict | None, highlights: list[str], sections: list[_Section]) -> str:
     generated = datetime.now(timezone.utc).strftime(_UTC)
-    if latest_load["loads"]:
+    if latest_load is not None:
         scan = " (full scan)" if latest_load["full_scan"] else ""
         load_detail = f"latest load {latest_load['finished_at'] or 'unfinished'}: {latest_load['outcome'] or '–'}{scan}"
     else:
         load_detail = "no load recorded"
     cards = "".join([
-        _card("Runs", _count(headline["runs"]), f"{_count(headline['open_runs'])} open"),
+        _card("Runs", _count(headline["total_runs"]), f"{_count(headline['open_runs'])} open"),
         _card("Spaces", _count(headline["spaces"])),
         _card("Collections", _count(headline["collections"])),
         _card(
@@ -1114,8 +1030,8 @@ def _page(headline: dict, latest_load: dict, highlights: list[str], sections: li
         _card("p95 duration", _duration(headline["p95_duration_seconds"]), "terminal runs"),
         _card(
             "Exact durations",
-            _rate(headline["exact_runs"] / headline["terminal_runs"]) if headline["terminal_runs"] else "–",
-            f"{_count(headline['exact_runs'])} of {_count(headline['terminal_runs'])} terminal; "
+            _rate(headline["exact_duration_share"]),
+            f"{_count(headline['exact_duration_runs'])} of {_count(headline['terminal_runs'])} terminal; "
             f"p95 {_duration(headline['p95_exact_duration_seconds'])}",
         ),
         _card("Data as of", html.escape(headline["last_modified"] or "–"), html.escape(load_detail), wide=True),
