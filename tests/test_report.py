@@ -18,7 +18,8 @@ from conftest_analytics import add_load_history, create_runs_db, run, utc
 from sqlglot import exp
 
 from unpod_runs.analytics.models import build_models, load_models
-from unpod_runs.analytics.report import _DayAxis, render_report, write_report
+from unpod_runs.analytics.report import render_report, write_report
+from unpod_runs.analytics.report.charts import DayAxis
 
 # Any warning while rendering means something drew wrong: fail on it.
 pytestmark = pytest.mark.filterwarnings("error")
@@ -201,7 +202,7 @@ def test_report_renders_small_and_empty_databases(tmp_path, runs):
     ],
 )
 def test_day_axis_labels_are_few_and_readable(first, last, expected):
-    axis = _DayAxis(first, last, 0, 900)
+    axis = DayAxis(first, last, 0, 900)
     ticks = axis.ticks()
     assert [label for _, label in ticks] == expected
     assert all(first <= day <= last for day, _ in ticks)
