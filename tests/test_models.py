@@ -363,9 +363,14 @@ def test_the_build_order_follows_what_each_model_reads(tmp_path):
     shutil.copytree(SQL_DIR, sql_dir)
     _mart(sql_dir, "aa_reads_zz", "select x from analytics.zz_read -- not analytics.space_stats: a comment")
     _mart(sql_dir, "zz_read", "select count(*) as x from analytics.run_durations")
+    # A quoted name is a read; a name in a string is not, nor a CTE that shares a model's name.
+    _mart(sql_dir, "ab_reads_zy", "with open_runs as (select x from \"analytics\".\"zy_read\") "
+                                  "select x, 'analytics.space_stats' as label from open_runs")
+    _mart(sql_dir, "zy_read", "select count(*) as x from analytics.run_durations")
     order = [model.name for model in load_models(sql_dir)]
     assert order.index("run_durations") < order.index("zz_read") < order.index("aa_reads_zz")
     assert order.index("aa_reads_zz") < order.index("space_stats")  # a name in a comment is not a read
+    assert order.index("zy_read") < order.index("ab_reads_zy") < order.index("open_runs") < order.index("space_stats")
     staging = [name for name in order if name.startswith("stg_")]
     assert order[:len(staging)] == staging  # the staging layer first
     assert order.index("stg_runs") < order.index("stg_api_clock")  # a staging model after the one it reads
@@ -379,6 +384,14 @@ def test_models_that_read_each_other_in_a_cycle_fail_by_name(tmp_path):
     _mart(sql_dir, "aa_cycle", "select x from analytics.bb_cycle")
     _mart(sql_dir, "bb_cycle", "select x from analytics.aa_cycle")
     with pytest.raises(ValueError, match=r"cycle: analytics\.aa_cycle -> analytics\.bb_cycle -> analytics\.aa_cycle"):
+        load_models(sql_dir)
+
+
+def test_a_model_whose_query_does_not_parse_fails_by_name(tmp_path):
+    sql_dir = tmp_path / "sql"
+    shutil.copytree(SQL_DIR, sql_dir)
+    _mart(sql_dir, "aa_broken", "select (x from analytics.run_durations")
+    with pytest.raises(ValueError, match=r"aa_broken\.sql: cannot tell which models it reads.*line 1, column \d+"):
         load_models(sql_dir)
 
 
