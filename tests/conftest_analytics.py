@@ -240,6 +240,31 @@ def expected_daily_run_stats(runs: Iterable[dict[str, Any]]) -> dict[tuple, dict
     return expected
 
 
+def expected_overall_stats(runs: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """collection_stats' figures over every listed run, with the spaces and collections they fall in."""
+    runs = listed(runs)
+    metrics = group_metrics(runs)
+    del metrics["avg_duration_seconds"]
+    metrics["spaces"] = len({row["space_token"] for row in runs if row["space_token"] is not None})
+    metrics["collections"] = len({row["collection_ref"] for row in runs})  # the runs without one are a group too
+    modified = [row["modified"] for row in runs if row["modified"] is not None]
+    metrics["last_modified"] = max(modified) if modified else None
+    return metrics
+
+
+def expected_daily_overall_stats(runs: Iterable[dict[str, Any]]) -> dict[date | None, dict[str, Any]]:
+    groups: dict[date | None, list[dict[str, Any]]] = defaultdict(list)
+    for row in listed(runs):
+        groups[expected_day(row)].append(row)
+    expected = {}
+    for day, group in groups.items():
+        metrics = group_metrics(group)
+        del metrics["avg_duration_seconds"], metrics["first_created"], metrics["last_created"]
+        metrics["runs"] = metrics.pop("total_runs")
+        expected[day] = metrics
+    return expected
+
+
 def expected_run_durations(runs: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     expected = {}
     for row in listed(runs):

@@ -81,6 +81,9 @@ ERROR_CASES = [
     ("collection_trends_consistent", [], "update analytics.collection_trends set is_failure_regression = true"),
     ("collection_recovery_consistent", [], "update analytics.collection_recovery set recovered_incidents = incidents + 1"),
     ("collection_freshness_consistent", [], "delete from analytics.collection_freshness where collection_ref is null"),
+    ("overall_stats_consistent", [], "update analytics.overall_stats set failed_runs = failed_runs + 1"),
+    ("daily_overall_stats_consistent", [], "delete from analytics.daily_overall_stats "
+     "where day = (select min(day) from analytics.daily_overall_stats)"),
 ]
 
 

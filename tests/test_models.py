@@ -14,7 +14,9 @@ from conftest_analytics import (
     assert_metrics_equal,
     create_runs_db,
     expected_collection_stats,
+    expected_daily_overall_stats,
     expected_daily_run_stats,
+    expected_overall_stats,
     expected_run_durations,
     group_metrics,
     listed,
@@ -96,13 +98,17 @@ def assert_relation_matches(actual: dict, expected: dict, relation: str) -> None
 
 
 def assert_all_metrics(con: duckdb.DuckDBPyConnection, runs: list[dict]) -> None:
-    """Every metric of every group of the three SPEC.md marts, against the Python recomputation."""
+    """Every metric of every group of the three SPEC.md marts and their totals, against the Python recomputation."""
     collection_stats = keyed(con, "analytics.collection_stats", "collection_ref")
     assert_relation_matches(collection_stats, expected_collection_stats(runs), "collection_stats")
     daily = keyed(con, "analytics.daily_run_stats", "day", "collection_ref")
     assert_relation_matches(daily, expected_daily_run_stats(runs), "daily_run_stats")
     durations = keyed(con, "analytics.run_durations", "run_id")
     assert_relation_matches(durations, expected_run_durations(runs), "run_durations")
+    (overall,) = rows_as_dicts(con, "select * from analytics.overall_stats")
+    assert_metrics_equal(overall, expected_overall_stats(runs), "overall_stats")
+    daily_overall = keyed(con, "analytics.daily_overall_stats", "day")
+    assert_relation_matches(daily_overall, expected_daily_overall_stats(runs), "daily_overall_stats")
 
 
 def test_marts_match_the_spec_definitions_on_edge_cases(edge_con):
@@ -137,6 +143,16 @@ def test_edge_cases_read_as_the_spec_says(edge_con):
     assert durations["R_open_2"]["finished_at"] is None and durations["R_open_2"]["duration_seconds"] is None
     assert durations["R_mid_3"]["duration_seconds"] == 0.0
     assert durations["R_mid_1"]["finished_at"] == utc("2025-03-02T00:00:30")
+
+    (overall,) = rows_as_dicts(edge_con, "select * from analytics.overall_stats")
+    # Without a status history a finish is exact when modified moved, unknown when it did not (R_mid_3 alone).
+    terminal = overall["terminal_runs"]
+    assert (overall["unknown_duration_runs"], overall["observed_duration_runs"]) == (1, 0)
+    assert overall["exact_duration_runs"] == terminal - 1
+    assert overall["exact_duration_share"] == (terminal - 1) / terminal
+    assert (overall["unknown_duration_share"], overall["observed_duration_share"]) == (1 / terminal, 0.0)
+    assert overall["observed_min_duration_seconds"] is None and overall["observed_avg_bracket_seconds"] is None
+    assert overall["unchanged_a_day_runs"] == 0  # no load has seen an open run yet
 
 
 def test_space_stats_and_runs_by_status_count_the_listed_runs(edge_con):
@@ -347,9 +363,14 @@ def test_the_build_order_follows_what_each_model_reads(tmp_path):
     shutil.copytree(SQL_DIR, sql_dir)
     _mart(sql_dir, "aa_reads_zz", "select x from analytics.zz_read -- not analytics.space_stats: a comment")
     _mart(sql_dir, "zz_read", "select count(*) as x from analytics.run_durations")
+    # A quoted name is a read; a name in a string is not, nor a CTE that shares a model's name.
+    _mart(sql_dir, "ab_reads_zy", "with open_runs as (select x from \"analytics\".\"zy_read\") "
+                                  "select x, 'analytics.space_stats' as label from open_runs")
+    _mart(sql_dir, "zy_read", "select count(*) as x from analytics.run_durations")
     order = [model.name for model in load_models(sql_dir)]
     assert order.index("run_durations") < order.index("zz_read") < order.index("aa_reads_zz")
     assert order.index("aa_reads_zz") < order.index("space_stats")  # a name in a comment is not a read
+    assert order.index("zy_read") < order.index("ab_reads_zy") < order.index("open_runs") < order.index("space_stats")
     staging = [name for name in order if name.startswith("stg_")]
     assert order[:len(staging)] == staging  # the staging layer first
     assert order.index("stg_runs") < order.index("stg_api_clock")  # a staging model after the one it reads
@@ -363,6 +384,14 @@ def test_models_that_read_each_other_in_a_cycle_fail_by_name(tmp_path):
     _mart(sql_dir, "aa_cycle", "select x from analytics.bb_cycle")
     _mart(sql_dir, "bb_cycle", "select x from analytics.aa_cycle")
     with pytest.raises(ValueError, match=r"cycle: analytics\.aa_cycle -> analytics\.bb_cycle -> analytics\.aa_cycle"):
+        load_models(sql_dir)
+
+
+def test_a_model_whose_query_does_not_parse_fails_by_name(tmp_path):
+    sql_dir = tmp_path / "sql"
+    shutil.copytree(SQL_DIR, sql_dir)
+    _mart(sql_dir, "aa_broken", "select (x from analytics.run_durations")
+    with pytest.raises(ValueError, match=r"aa_broken\.sql: cannot tell which models it reads.*line 1, column \d+"):
         load_models(sql_dir)
 
 

@@ -13,10 +13,13 @@ from pathlib import Path
 
 import duckdb
 import pytest
+import sqlglot
 from conftest_analytics import add_load_history, create_runs_db, run, utc
+from sqlglot import exp
 
-from unpod_runs.analytics.models import build_models
-from unpod_runs.analytics.report import _DayAxis, render_report, write_report
+from unpod_runs.analytics.models import build_models, load_models
+from unpod_runs.analytics.report import render_report, write_report
+from unpod_runs.analytics.report.charts import DayAxis
 
 # Any warning while rendering means something drew wrong: fail on it.
 pytestmark = pytest.mark.filterwarnings("error")
@@ -199,7 +202,7 @@ def test_report_renders_small_and_empty_databases(tmp_path, runs):
     ],
 )
 def test_day_axis_labels_are_few_and_readable(first, last, expected):
-    axis = _DayAxis(first, last, 0, 900)
+    axis = DayAxis(first, last, 0, 900)
     ticks = axis.ticks()
     assert [label for _, label in ticks] == expected
     assert all(first <= day <= last for day, _ in ticks)
@@ -286,6 +289,35 @@ def test_report_of_a_large_database_fetches_aggregates_not_runs(tmp_path):
     for chart, rows in zip([drawn[0], drawn[1], drawn[4]], [15, 15, 12]):
         names = [text for text in chart_text(chart) if text.startswith(("collection_", "(no collection_ref)"))]
         assert len(names) == rows, chart.get("aria-label")
+
+
+def relations_read(query: str) -> set[str]:
+    """The tables and views a query reads, as schema.name (its own CTEs left out)."""
+    tree = sqlglot.parse_one(query, read="duckdb")
+    ctes = {cte.alias for cte in tree.find_all(exp.CTE)}
+    return {f"{table.db}.{table.name}" if table.db else table.name
+            for table in tree.find_all(exp.Table) if table.db or table.name not in ctes}
+
+
+def test_the_report_reads_marts_only_and_computes_no_figure_of_its_own(tmp_path):
+    loads = [{"load_id": "9", "started_at": utc("2025-03-04T02:00:00"), "finished_at": utc("2025-03-04T02:00:42"),
+              "outcome": "ok", "full_scan": False}]
+    with create_runs_db(tmp_path / "db.duckdb", RUNS) as con:
+        add_load_history(con, loads)
+        build_models(con)
+        counted = FetchCounter(con)
+        render_report(counted)
+    marts = {model.relation for model in load_models() if model.layer == "marts"}
+    assert relations_read("with runs as (select * from analytics.stg_runs) select * from runs") == {
+        "analytics.stg_runs"}  # what the assertions below would catch
+    read = set()
+    for query in counted.queries:
+        read |= relations_read(query)
+        # A figure is defined once, in its mart: the report selects, orders and formats, and aggregates nothing.
+        aggregates = [node.sql("duckdb") for node in sqlglot.parse_one(query, read="duckdb").find_all(exp.AggFunc)]
+        assert aggregates == [], f"the report computes {aggregates} itself in:\n{query}"
+    assert read <= marts, f"the report reads {sorted(read - marts)}, which are not marts"
+    assert {"analytics.overall_stats", "analytics.daily_overall_stats", "analytics.collection_stats"} <= read
 
 
 def test_report_marks_regressions_and_shows_stuck_runs_exact_durations_and_queue_times(tmp_path):

@@ -142,8 +142,9 @@ def load_models(sql_dir: Path = SQL_DIR) -> list[Model]:
 
 def _in_build_order(models: list[Model]) -> list[Model]:
     """Each model after every model its SQL reads; staging first and by file name where nothing says otherwise."""
+    read_by = {model.relation: _relations_read(model) for model in models}
     reads = {model.relation: [other for other in models if other is not model
-                              and _reads(_without_comments(model.query), other.relation)] for model in models}
+                              and other.relation in read_by[model.relation]] for model in models}
     for model in models:
         marts = [other.relation for other in reads[model.relation] if other.layer == "marts"]
         if model.layer == "staging" and marts:
@@ -168,8 +169,33 @@ def _in_build_order(models: list[Model]) -> list[Model]:
     return ordered
 
 
-def _without_comments(query: str) -> str:
-    return re.sub(r"--[^\n]*", "", query)
+# The relations each query reads, by its text: a process loads the same files many times, and parses each once.
+_RELATIONS_READ: dict[str, frozenset[str]] = {}
+
+
+def _relations_read(model: Model) -> frozenset[str]:
+    """The relations the model's query reads (``schema.name``, lowercase as DuckDB matches names), as sqlglot parses
+    it: a name in a comment or a string is no read, and neither is one of the query's own CTEs."""
+    if model.query not in _RELATIONS_READ:
+        import sqlglot
+        from sqlglot import exp
+        from sqlglot.errors import ParseError
+
+        try:
+            tree = sqlglot.parse_one(model.query, read="duckdb")
+        except ParseError as error:
+            where = error.errors[0] if error.errors else {}
+            raise ValueError(
+                f"{model.path}: cannot tell which models it reads, its query does not parse: "
+                f"{where.get('description', error)} (line {where.get('line')}, column {where.get('col')})"
+            ) from error
+        ctes = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
+        _RELATIONS_READ[model.query] = frozenset(
+            f"{table.db}.{table.name}".lower() if table.db else table.name.lower()
+            for table in tree.find_all(exp.Table)
+            if table.db or table.name.lower() not in ctes
+        )
+    return _RELATIONS_READ[model.query]
 
 
 def build_models(con: duckdb.DuckDBPyConnection, sql_dir: Path = SQL_DIR, incremental: bool = False) -> list[str]:
