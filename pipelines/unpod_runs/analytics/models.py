@@ -1,7 +1,7 @@
 """Build the SQL models of ``sql/`` into the DuckDB schema ``analytics``, and describe them.
 
 A model is one SQL file holding one query, named after the relation it builds. Each model is built after the
-models its query reads, as its own SQL names them (``analytics.<model>`` outside comments); otherwise staging comes
+models its query reads, as sqlglot parses it (the ``analytics.*`` tables it names); otherwise staging comes
 before marts and each layer goes by file name. A staging model reads no mart; ``run_durations``, one row per run
 with its finish evidence, is the mart the others may read (the marts that count runs by group read it, a table).
 Each file opens with a comment block that documents it::

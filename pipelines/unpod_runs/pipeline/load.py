@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import logging
 import os
 import signal
@@ -24,7 +26,7 @@ from unpod_runs.pipeline.outcomes import load_exit_code, load_outcome
 from unpod_runs.analytics.portable import has_table
 from unpod_runs.pipeline.rejections import Rejections
 from unpod_runs.pipeline.source import OUTCOMES_TABLE, unpod
-from unpod_runs.pipeline.workspace import LoadLock, PublishFailed
+from unpod_runs.pipeline.workspace import WRITER_MEMORY_LIMIT, LoadLock, PublishFailed
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +152,7 @@ def run_load(
             _record_spaces(con, outcomes, summary.started_at)
             summary.seconds = time.monotonic() - clock
             history.append_load(con, _load_record(load_id, summary))
+            release_memory(con)
             _enter_phase("models")
 
             def record_checks(problems: str) -> None:
@@ -222,6 +225,7 @@ def build_analytics(
     if not failed:
         mark_checked(con)
     problems = _checked(format_check_failures(failed) if failed else "", checked)
+    release_memory(con)
     _enter_phase("report")
     if report_path is not None:
         from unpod_runs.analytics.report import write_report
@@ -235,6 +239,31 @@ def build_analytics(
         except Exception as exc:  # the report is a view of the data: it must never cost the night's load
             log.error("event=report_failed path=%s error=%r", report_path, f"{type(exc).__name__}: {exc}")
     return problems
+
+
+def _glibc() -> ctypes.CDLL | None:
+    """The C library, where it can return freed memory to the system (glibc's ``malloc_trim``)."""
+    try:
+        libc = ctypes.CDLL(None)  # the symbols this process already has, the C library's among them
+    except OSError:
+        return None
+    return libc if hasattr(libc, "malloc_trim") else None
+
+
+_LIBC = _glibc()
+
+
+def release_memory(con: duckdb.DuckDBPyConnection) -> None:
+    """Give back what one step held before the next takes its own, so a night peaks at its largest step, not at their
+    sum: DuckDB's cached blocks (a lower memory limit evicts them; they are read again if needed) and the heap that
+    extraction left (the C allocator keeps freed memory unless asked to return it).
+    At 5 million runs a quiet night peaked at 1.2 GiB without this, under 1 GiB with it."""
+    gc.collect()
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
+    if isinstance(con, duckdb.DuckDBPyConnection):
+        con.execute("set memory_limit = '64MB'")
+        con.execute(f"set memory_limit = '{WRITER_MEMORY_LIMIT}'")
 
 
 def _checked(problems: str, checked: Callable[[str], None] | None) -> str:
