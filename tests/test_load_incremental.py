@@ -9,11 +9,11 @@ import duckdb
 import pytest
 
 from conftest import LoadEnv, as_utc, assert_matches_truth, stored_runs
-from unpod_runs.pipeline.load import run_load
+from unpod_runs.pipeline.load import release_memory, run_load
 from unpod_runs.sandbox.server import FaultPlan, SandboxServer
 from unpod_runs.sandbox.world import World
 from unpod_runs.analytics.status import render_status
-from unpod_runs.pipeline.workspace import Workspace
+from unpod_runs.pipeline.workspace import WRITER_CONFIG, Workspace
 
 PAGE_SIZE = 10
 TERMINAL = ("completed", "failed", "partially_completed")
@@ -299,3 +299,19 @@ def test_a_cursor_of_the_first_format_is_moved_to_the_cursor_table(load_env: Loa
     with duckdb.connect(str(load_env.db), read_only=True) as con:
         now_tracked = {row[0] for row in con.execute("select run_id from unpod.run_cursor").fetchall()}
     assert now_tracked == {run_id for run_id, *_ in tracked} - {finished}
+
+
+def test_giving_memory_back_between_steps_never_fails_a_night(tmp_path):
+    """More than the eviction's low limit can be pinned (a night's changes, committed and not yet checkpointed,
+    stay in memory): the step goes on, with DuckDB's limit as configured and nothing lost."""
+    with duckdb.connect(str(tmp_path / "night.duckdb"), config=WRITER_CONFIG) as con:
+        con.execute("create table runs as select range as n from range(8000000)")
+        con.execute("checkpoint")
+        con.execute("set checkpoint_threshold = '10GB'")
+        con.execute("update runs set n = n + 1")
+        con.execute("delete from runs where n % 3 = 0")
+        release_memory(con)
+        assert con.execute("select count(*) from runs").fetchone() == (5_333_334,)
+        (limit,) = con.execute("select current_setting('memory_limit')").fetchone()
+    with duckdb.connect(config=WRITER_CONFIG) as fresh:
+        assert limit == fresh.execute("select current_setting('memory_limit')").fetchone()[0]
