@@ -28,7 +28,6 @@ from dlt.common.destination.exceptions import DestinationUndefinedEntity
 import pyarrow as pa
 import pyarrow.compute as pc
 
-
 from unpod_runs.api.client import (
     DEFAULT_BACKOFF_FACTOR,
     DEFAULT_MAX_ATTEMPTS,
