@@ -302,7 +302,7 @@ def test_a_cursor_of_the_first_format_is_moved_to_the_cursor_table(load_env: Loa
 
 
 def test_giving_memory_back_between_steps_never_fails_a_night(tmp_path):
-    """Changes another transaction holds open can neither be written nor evicted: the step goes on, with DuckDB's
+    """Changes not yet written (here another transaction's) cannot be evicted: the step goes on, with DuckDB's
     limit as configured and nothing lost."""
     with duckdb.connect(str(tmp_path / "night.duckdb"), config=WRITER_CONFIG) as con:
         con.execute("create table runs as select range as n from range(8000000)")

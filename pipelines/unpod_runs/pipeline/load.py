@@ -265,10 +265,9 @@ def release_memory(con: duckdb.DuckDBPyConnection, engine: Engine | None = None)
         _LIBC.malloc_trim(0)
     if engine is None or isinstance(engine, DuckDbFileEngine):
         try:
-            con.execute("checkpoint")  # committed changes stay in memory until they are written
             con.execute("set memory_limit = '64MB'")
-        except (duckdb.TransactionException, duckdb.OutOfMemoryException):
-            pass  # another transaction is open, or more than that is pinned: what could go, went
+        except duckdb.OutOfMemoryException:
+            pass  # more than that is pinned (changes not yet written stay in memory): what could go, went
         finally:
             con.execute(f"set memory_limit = '{WRITER_MEMORY_LIMIT}'")
 
