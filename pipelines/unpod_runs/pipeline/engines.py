@@ -39,7 +39,7 @@ import psycopg2
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
 from unpod_runs.analytics.portable import has_table
-from unpod_runs.pipeline.workspace import WRITER_CONFIG, LockBusy, Workspace
+from unpod_runs.pipeline.workspace import FIRST_BUILD_CONFIG, WRITER_CONFIG, LockBusy, Workspace
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +123,7 @@ class DuckDbFileEngine(Engine):
 
     name = "duckdb"
     incremental_models = True
+    writer_config = WRITER_CONFIG
 
     @property
     def workspace(self) -> Workspace:
@@ -135,6 +136,8 @@ class DuckDbFileEngine(Engine):
     def open_pipeline(self) -> dlt.Pipeline:
         workspace = self.workspace
         working_copy = workspace.prepare()
+        if working_copy == "new":
+            self.writer_config = FIRST_BUILD_CONFIG
         pipeline = dlt.pipeline(pipeline_name=workspace.pipeline_name, destination=self.destination(),
                                 dataset_name=DATASET)
         if working_copy != "existing":
@@ -149,12 +152,12 @@ class DuckDbFileEngine(Engine):
         return pipeline
 
     def destination(self) -> Any:
-        credentials = DuckDbCredentials(str(self.workspace.work_db), global_config=WRITER_CONFIG)
+        credentials = DuckDbCredentials(str(self.workspace.work_db), global_config=self.writer_config)
         return dlt.destinations.duckdb(credentials)
 
     @contextlib.contextmanager
     def writer(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        with duckdb.connect(str(self.workspace.work_db), config=WRITER_CONFIG) as con:
+        with duckdb.connect(str(self.workspace.work_db), config=self.writer_config) as con:
             yield con
 
     @contextlib.contextmanager
