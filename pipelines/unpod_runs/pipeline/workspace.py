@@ -69,9 +69,12 @@ def _clean_up_failed_publish(publish):
 
 
 class LoadLock:
-    """An exclusive ``flock`` on ``<db>.lock``: the kernel drops it when its process dies, so it never goes stale."""
+    """An exclusive ``flock`` on ``<db>.lock``: the kernel drops it when its process dies, so it never goes stale.
 
-    def __init__(self, db_path: Path) -> None:
+    ``command`` (``load`` or ``models``) is written into the file, so a command that finds it taken names the holder."""
+
+    def __init__(self, db_path: Path, command: str = "load") -> None:
+        self.command = command
         self.path = db_path.with_name(db_path.name + ".lock")
         self._handle = None
 
@@ -86,10 +89,11 @@ class LoadLock:
             handle.seek(0)
             holder = handle.read().strip() or "unknown process"
             handle.close()
-            raise LockBusy(f"another load of {self.path.with_suffix('')} is running ({holder})") from None
+            raise LockBusy(f"{self.path.with_suffix('')} is being written by another command ({holder})") from None
         handle.seek(0)
         handle.truncate()
-        handle.write(f"pid {os.getpid()} since {datetime.now(timezone.utc).isoformat(timespec='seconds')}\n")
+        since = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        handle.write(f"unpod-runs {self.command}, pid {os.getpid()} since {since}\n")
         handle.flush()
         self._handle = handle
         return self
