@@ -417,8 +417,8 @@ def test_loads_from_two_hosts_into_one_postgresql_exclude_each_other(
 
         assert code == 3, stderr
         location = for_destination(shared, hosts[1]).location()
-        assert f"another load of {location}" in stderr
-        assert f"is running (unpod-runs load pid {first.pid} on " in stderr
+        assert f"unpod-runs: {location}" in stderr
+        assert f"is being written by another command (unpod-runs load pid {first.pid} on " in stderr
         server.release()
         first_code, first_stdout, first_stderr = finish(first)
         assert first_code == 0, first_stderr

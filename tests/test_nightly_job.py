@@ -13,6 +13,7 @@ import pytest
 
 from conftest import REPO, assert_matches_truth, make_env, stored_runs
 from unpod_runs.pipeline.load import KILL_AT_PHASE_ENV
+from unpod_runs.pipeline.workspace import LoadLock
 from unpod_runs.sandbox.server import RequestRecord, SandboxServer
 from unpod_runs.sandbox.world import World
 
@@ -135,6 +136,20 @@ def test_reader_holding_the_database_open_never_fails_the_load(job_after_night_o
     assert_matches_truth(db, world)
 
 
+def test_load_while_models_runs_exits_3_and_names_models(job_after_night_one):
+    world, server, env, db = job_after_night_one
+    world.advance(hours=24, seed=6)
+
+    with LoadLock(db, "models"):  # what `unpod-runs models` holds while it rebuilds
+        code, _, stderr = finish(unpod_runs(env, "load", "--db", str(db)))
+
+    assert code == 3
+    assert f"{db} is being written by another command (unpod-runs models, pid " in stderr
+    assert env["SOURCES__UNPOD__API_TOKEN"] not in stderr
+    assert finish(unpod_runs(env, "load", "--db", str(db)))[0] == 0
+    assert_matches_truth(db, world)
+
+
 def test_second_load_while_one_runs_exits_3(job):
     world, server, env, db = job
     server.hold_runs_after(0)  # the first load holds the lock, waiting for its first page
@@ -144,7 +159,7 @@ def test_second_load_while_one_runs_exits_3(job):
     code, _, stderr = finish(unpod_runs(env, "load", "--db", str(db)))
 
     assert code == 3
-    assert "another load" in stderr
+    assert f"{db} is being written by another command (unpod-runs load, pid {first.pid} since " in stderr
     server.release()
     assert finish(first)[0] == 0
     assert_matches_truth(db, world)

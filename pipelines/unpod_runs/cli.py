@@ -158,7 +158,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
     try:
         engine = for_destination(args.destination, args.db)
-        with LoadLock(args.db), engine.load_lock():
+        with LoadLock(args.db, "models"), engine.load_lock("models"):
             exists = engine.workspace.prepare() != "new" if isinstance(engine, DuckDbFileEngine) else engine.has_data()
             if not exists:
                 return _fail(f"no database at {engine.location()}: run `unpod-runs load` first", 1)

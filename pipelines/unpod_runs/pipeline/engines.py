@@ -39,7 +39,7 @@ import psycopg2
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
 from unpod_runs.analytics.portable import has_table
-from unpod_runs.pipeline.workspace import WRITER_CONFIG, LockBusy, Workspace
+from unpod_runs.pipeline.workspace import FIRST_BUILD_CONFIG, WRITER_CONFIG, LockBusy, Workspace
 
 log = logging.getLogger(__name__)
 
@@ -102,8 +102,9 @@ class Engine:
     def reader(self) -> contextlib.AbstractContextManager[duckdb.DuckDBPyConnection]:
         raise NotImplementedError
 
-    def load_lock(self) -> contextlib.AbstractContextManager:
-        """What excludes loads from other hosts, beside the ``flock`` that excludes this host's (``LoadLock``)."""
+    def load_lock(self, command: str = "load") -> contextlib.AbstractContextManager:
+        """What excludes writers on other hosts, beside the ``flock`` that excludes this host's (``LoadLock``).
+        ``command`` (``load`` or ``models``) names the holder to a command that finds the lock taken."""
         return contextlib.nullcontext()
 
     def publish(self) -> None:
@@ -123,6 +124,7 @@ class DuckDbFileEngine(Engine):
 
     name = "duckdb"
     incremental_models = True
+    writer_config = WRITER_CONFIG
 
     @property
     def workspace(self) -> Workspace:
@@ -135,6 +137,8 @@ class DuckDbFileEngine(Engine):
     def open_pipeline(self) -> dlt.Pipeline:
         workspace = self.workspace
         working_copy = workspace.prepare()
+        if working_copy == "new":
+            self.writer_config = FIRST_BUILD_CONFIG
         pipeline = dlt.pipeline(pipeline_name=workspace.pipeline_name, destination=self.destination(),
                                 dataset_name=DATASET)
         if working_copy != "existing":
@@ -149,12 +153,12 @@ class DuckDbFileEngine(Engine):
         return pipeline
 
     def destination(self) -> Any:
-        credentials = DuckDbCredentials(str(self.workspace.work_db), global_config=WRITER_CONFIG)
+        credentials = DuckDbCredentials(str(self.workspace.work_db), global_config=self.writer_config)
         return dlt.destinations.duckdb(credentials)
 
     @contextlib.contextmanager
     def writer(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        with duckdb.connect(str(self.workspace.work_db), config=WRITER_CONFIG) as con:
+        with duckdb.connect(str(self.workspace.work_db), config=self.writer_config) as con:
             yield con
 
     @contextlib.contextmanager
@@ -273,13 +277,14 @@ class DuckLakeEngine(Engine):
     def reader(self) -> contextlib.AbstractContextManager[duckdb.DuckDBPyConnection]:
         return self._connect(read_only=True)
 
-    def load_lock(self) -> contextlib.AbstractContextManager:
+    def load_lock(self, command: str = "load") -> contextlib.AbstractContextManager:
         from dlt.common.configuration.specs.connection_string_credentials import ConnectionStringCredentials
 
         catalog = ConnectionStringCredentials(self.catalog)
         if catalog.drivername not in ("postgres", "postgresql"):
             return contextlib.nullcontext()
-        return AdvisoryLoadLock(_libpq_dsn(catalog), f"{catalog.database}/{self.LAKE}", self.location(), self.unreachable)
+        return AdvisoryLoadLock(_libpq_dsn(catalog), f"{catalog.database}/{self.LAKE}", self.location(), self.unreachable,
+                                command)
 
     def has_data(self) -> bool:
         catalog = self.catalog
@@ -335,10 +340,10 @@ class PostgresEngine(Engine):
             con.execute(f"use {READER_CATALOG}")
             yield con
 
-    def load_lock(self) -> "AdvisoryLoadLock":
+    def load_lock(self, command: str = "load") -> "AdvisoryLoadLock":
         credentials = self.credentials()
         return AdvisoryLoadLock(_libpq_dsn(credentials), f"{credentials.database}/{DATASET}",
-                                f"{self.location()} (schema {DATASET})", self.unreachable)
+                                f"{self.location()} (schema {DATASET})", self.unreachable, command)
 
     def location(self) -> str:
         credentials = self.credentials()
@@ -404,17 +409,18 @@ class AdvisoryLoadLock:
     The ``flock`` beside ``--db`` excludes the loads of one host; this one excludes every host loading into the same
     database. It is held on a connection of its own, named after the load (its pid and host), so a load that finds
     it taken can say who holds it; the server drops it when that connection ends, so a killed load never leaves it.
+    ``unpod-runs models`` takes the same lock, under its own name.
     """
 
     def __init__(self, dsn: str, scope: str, where: str,
-                 unreachable: Callable[[BaseException], Exception]) -> None:
-        self._dsn, self._where, self._unreachable = dsn, where, unreachable
+                 unreachable: Callable[[BaseException], Exception], command: str = "load") -> None:
+        self._dsn, self._where, self._unreachable, self._command = dsn, where, unreachable, command
         digest = hashlib.sha256(f"unpod-runs load {scope}".encode()).digest()
         self._key = int.from_bytes(digest[:8], "big", signed=True)
         self._connection: Any = None
 
     def __enter__(self) -> "AdvisoryLoadLock":
-        name = f"unpod-runs load pid {os.getpid()} on {socket.gethostname()}"[:63]  # PostgreSQL keeps 63 bytes
+        name = f"unpod-runs {self._command} pid {os.getpid()} on {socket.gethostname()}"[:63]  # PostgreSQL keeps 63 bytes
         try:
             connection = psycopg2.connect(self._dsn, application_name=name)
         except psycopg2.Error as exc:
@@ -426,9 +432,9 @@ class AdvisoryLoadLock:
             holder = None if taken else self._holder(cursor)
         if holder is not None:
             connection.close()
-            raise LockBusy(f"another load of {self._where} is running ({holder}); it holds a PostgreSQL advisory "
-                           f"lock that the server drops when that load ends: nothing to do, or check that it is "
-                           f"not stuck")
+            raise LockBusy(f"{self._where} is being written by another command ({holder}); it holds a PostgreSQL "
+                           f"advisory lock that the server drops when that command ends: nothing to do, or check "
+                           f"that it is not stuck")
         self._connection = connection
         return self
 

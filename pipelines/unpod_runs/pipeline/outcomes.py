@@ -16,7 +16,7 @@ EXIT_CODES = {
     EXIT_SPACES_FAILED: "some spaces failed, run items were rejected, a data check failed or the publish failed "
                         "(the rest is loaded)",
     EXIT_CONFIG: "configuration or token refused (nothing changed)",
-    EXIT_LOCKED: "another load of this database runs",
+    EXIT_LOCKED: "another load (or models) is writing this database",
 }
 
 
