@@ -22,7 +22,7 @@
 with
 
 runs as (
-    select * from analytics.stg_runs
+    select * from analytics.int_runs
 ),
 
 spaces as (

@@ -56,19 +56,24 @@ logger = logging.getLogger(__name__)
 
 SQL_DIR = Path(__file__).resolve().parents[3] / "sql"
 SCHEMA = "analytics"
-# Layers in build order, each with its default materialization.
-LAYERS = {"staging": "view", "marts": "table"}
+# Layers in build order, each with its default materialization. A model reads no model of a later layer: staging
+# renames and types the loader's tables, intermediate says what they mean, marts count.
+LAYERS = {"staging": "view", "intermediate": "view", "marts": "table"}
 MATERIALIZATIONS = ("view", "table")
 # The mart with one row per run: it is refreshed first, and tells which groups of the other marts a run is in.
 RUN_INDEX = "run_durations"
-# What the run index reads its runs from: a refresh runs the staging query over the changed runs' rows only.
-RUN_INPUT = f"{SCHEMA}.stg_runs"
+# What the run index reads its runs from, and what that reads them from: a refresh runs both queries over the changed
+# runs' rows only.
+RUN_INPUT = f"{SCHEMA}.int_runs"
+RUN_STAGING = f"{SCHEMA}.stg_runs"
 # What every other incremental mart reads its runs from; a refresh runs it over the runs of the changed groups.
 MART_INPUT = f"{SCHEMA}.{RUN_INDEX}"
 # One row: which loads the models include, and which of those the data checks have passed.
 BUILD_STATE = f"{SCHEMA}.model_build_state"
 # The loader's history of each run's versions: the finish evidence of the runs in stg_run_finishes.
 HISTORY = "run_status_history"
+# What earlier releases built and no model builds now: a full build drops them, so no stale copy stays readable.
+RETIRED = ("stg_api_clock",)
 # When more than this share of the stored runs changed, one full build is cheaper than replacing them.
 FULL_BUILD_SHARE = 0.2
 
@@ -145,10 +150,14 @@ def _in_build_order(models: list[Model]) -> list[Model]:
     read_by = {model.relation: _relations_read(model) for model in models}
     reads = {model.relation: [other for other in models if other is not model
                               and other.relation in read_by[model.relation]] for model in models}
+    layers = list(LAYERS)
     for model in models:
-        marts = [other.relation for other in reads[model.relation] if other.layer == "marts"]
-        if model.layer == "staging" and marts:
-            raise ValueError(f"{model.path}: a staging model reads no mart, and this one reads {', '.join(marts)}")
+        later = [other for other in reads[model.relation] if layers.index(other.layer) > layers.index(model.layer)]
+        if later:
+            names = ", ".join(other.relation for other in later)
+            forbidden = " or ".join(f"{layer}/" for layer in layers[layers.index(model.layer) + 1:])
+            raise ValueError(f"{model.path}: a model in {model.layer}/ reads none in {forbidden}, "
+                             f"and this one reads {names}")
     ordered: list[Model] = []
     placing: list[str] = []
 
@@ -164,7 +173,7 @@ def _in_build_order(models: list[Model]) -> list[Model]:
         placing.pop()
         ordered.append(model)
 
-    for model in models:  # already staging first, each layer by file name
+    for model in models:  # already in layer order, each layer by file name
         place(model)
     return ordered
 
@@ -221,6 +230,8 @@ def build_models(con: duckdb.DuckDBPyConnection, sql_dir: Path = SQL_DIR, increm
         # PostgreSQL keeps its tables (see _refill_model); after a model file changed they are reshaped first.
         keeps_tables = changes is None and refills_models(con)
         reshape = keeps_tables and not _all_built(con, models, digest)
+        if changes is None:
+            _drop_retired(con)
         if changes is None and not keeps_tables:
             _drop_models(con, models)
         elif reshape:
@@ -476,6 +487,13 @@ def _drop_models(con: duckdb.DuckDBPyConnection, models: list[Model]) -> None:
             con.execute(f"drop {existing} {model.relation}")
 
 
+def _drop_retired(con: duckdb.DuckDBPyConnection) -> None:
+    for name in RETIRED:
+        existing = _relation_kind(con, SCHEMA, name)
+        if existing is not None:
+            con.execute(f"drop {existing} {SCHEMA}.{name}")
+
+
 def _build_model(con: duckdb.DuckDBPyConnection, model: Model) -> None:
     existing = _relation_kind(con, SCHEMA, model.name)
     if existing is not None and existing != model.materialized:
@@ -523,6 +541,7 @@ class _Changes:
     runs: int
     stored: int
     staging_query: str
+    definitions_query: str
 
 
 def _pending_changes(
@@ -555,14 +574,16 @@ def _pending_changes(
     (stored,) = con.execute(f"select count(*) from {SCHEMA}.{RUN_INDEX}").fetchone()
     if runs > FULL_BUILD_SHARE * max(stored, 1):
         return None
-    staging = next(model for model in models if model.relation == RUN_INPUT)
+    staging = next(model for model in models if model.relation == RUN_STAGING)
+    definitions = next(model for model in models if model.relation == RUN_INPUT)
     through = _latest_load_id(con, since) or since
     if _has_column(con, "unpod", HISTORY, "_dlt_load_id"):
         # A quiet night may write history rows only: the next build must not take them in again.
         (history_through,) = con.execute(f"select max(_dlt_load_id) from unpod.{HISTORY} where _dlt_load_id > ?",
                                          [since]).fetchone()
         through = max(through, history_through or through)
-    return _Changes(since=since, through=through, runs=runs, stored=stored, staging_query=staging.query)
+    return _Changes(since=since, through=through, runs=runs, stored=stored, staging_query=staging.query,
+                    definitions_query=definitions.query)
 
 
 def _refresh_run_index(con: duckdb.DuckDBPyConnection, model: Model, changes: _Changes) -> None:
@@ -575,7 +596,8 @@ def _refresh_run_index(con: duckdb.DuckDBPyConnection, model: Model, changes: _C
     # The loads since the last build wrote every row these runs have: a merge replaces a run's rows, and a second
     # copy that an old load left (or a row without run_id) fails a check, which builds everything.
     staged_rows = re.sub(_relation_pattern("unpod.runs"), f"temp.{_CHANGED}", changes.staging_query)
-    con.execute(f"create temp table {_INPUT} as {staged_rows}")
+    defined_rows = re.sub(_relation_pattern(RUN_STAGING), f"({staged_rows})", changes.definitions_query)
+    con.execute(f"create temp table {_INPUT} as {defined_rows}")
     query = re.sub(_relation_pattern(RUN_INPUT), f"temp.{_INPUT}", model.query)
     # The input may hold rows without a run_id: keep the changed runs only.
     con.execute(f"create temp table {_REFRESHED} as {_in_touched(f'({query})', model.key)}")
