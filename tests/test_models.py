@@ -436,3 +436,16 @@ def test_a_full_build_drops_what_an_earlier_release_built(tmp_path):
         tables = {name for (name,) in con.execute("select table_name from information_schema.tables "
                                                  "where table_schema = 'analytics'").fetchall()}
         assert "stg_api_clock" not in tables and "int_api_clock" in tables
+
+
+def test_an_incremental_mart_without_grouping_sets_is_refused(tmp_path):
+    """A keyed mart is refreshed set by set of its grouping sets, its rows told apart by grain: say both."""
+    sql_dir = tmp_path / "sql"
+    shutil.copytree(SQL_DIR, sql_dir)
+    (sql_dir / "marts" / "by_collection.sql").write_text(
+        "-- One row per collection.\n-- incremental key: collection_ref\n-- columns:\n--   collection_ref: it.\n"
+        "--   runs: its runs.\nselect collection_ref, count(*) as runs from analytics.run_durations group by 1\n")
+    with pytest.raises(ValueError, match=r"by_collection\.sql: an incremental mart groups its rows by one "
+                                         r"'group by grouping sets \(\.\.\.\)', and names each row's set in a "
+                                         r"column grain"):
+        load_models(sql_dir)

@@ -1,14 +1,15 @@
 """Build the SQL models of ``sql/`` into the DuckDB schema ``analytics``, and describe them.
 
 A model is one SQL file holding one query, named after the relation it builds. Each model is built after the
-models its query reads, as sqlglot parses it (the ``analytics.*`` tables it names); otherwise staging comes
-before marts and each layer goes by file name. A staging model reads no mart; ``run_durations``, one row per run
-with its finish evidence, is the mart the others may read (the marts that count runs by group read it, a table).
-Each file opens with a comment block that documents it::
+models its query reads, as sqlglot parses it (the ``analytics.*`` tables it names); otherwise staging comes first,
+then intermediate, then marts, each layer by file name. A model reads no model of a later layer: staging renames
+and types the loader's tables, intermediate says what they mean (``int_runs``: terminal, failed, finish, duration,
+day), marts count. ``run_durations``, one row per run with its finish evidence, is the mart the others may read
+(the marts that count runs by group read it, a table). Each file opens with a comment block that documents it::
 
     -- <the grain, one sentence>
     -- <what the model is for, any number of lines>
-    -- materialized: table                  (optional; staging defaults to view, marts to table)
+    -- materialized: table                  (optional; marts default to table, the others to view)
     -- optional source: unpod.spaces        (optional; a table the loader may not have created yet)
     -- incremental key: day, collection_ref  (optional, tables only; see below)
     -- columns:
@@ -24,12 +25,14 @@ A night's load changes a few runs of millions, so a mart with an ``incremental k
 only its rows that a changed run falls into are computed again. A run changed if a load wrote it, or a version of
 it in the status history, since the last build (its ``_dlt_load_id`` is newer). A staging table keyed by ``run_id``
 (``stg_run_finishes``) is refreshed first, from its sources' rows of the changed runs. ``run_durations`` (key
-``run_id``) comes next, from the staging query run over the changed runs' rows: its rows for them, before and
-after, say which groups of the other marts they leave and join; a run whose row came out the same (an open run
-seen again, still open) moves none. A keyed mart reads ``run_durations``, and those groups are computed again by its
-own query over their runs only: a group's figures depend only on its own runs, so the result is the full build's,
-row for row. A first build, a changed model file, or a night that changed a large share of the runs builds
-everything; a mart whose changed groups hold a large share of the runs is built whole.
+``run_id``) comes next, from the staging and intermediate queries run over the changed runs' rows: its rows for
+them, before and after, say which groups of the other marts they leave and join; a run whose row came out the same
+(an open run seen again, still open) moves none. Any other keyed mart (``run_stats``) reads ``run_durations`` and
+groups by ``grouping sets`` of its key columns, naming each row's set in a column ``grain``; set by set, the groups
+a moved run left or joined are computed again by its query narrowed to that set, over their runs only: a group's
+figures depend only on its own runs, so the result is the full build's, row for row. A first build, a changed
+model file, or a night that changed a large share of the runs builds everything; a set whose changed groups hold a
+large share of the runs is computed whole.
 """
 
 from __future__ import annotations
@@ -93,6 +96,18 @@ class ModelBuildError(Exception):
 
 
 @dataclass(frozen=True)
+class GroupingSet:
+    """One set of an incremental mart's ``group by grouping sets``: its rows are those whose ``grain`` names it."""
+
+    columns: tuple[str, ...]  # the key columns it groups by, in the key's order; none for the row over every run
+    sql: str  # as the query writes it
+
+    @property
+    def grain(self) -> str:
+        return ", ".join(self.columns)
+
+
+@dataclass(frozen=True)
 class Model:
     """One model file: its query and the documentation from its leading comment block."""
 
@@ -107,6 +122,8 @@ class Model:
     columns: dict[str, str]
     # The grain columns of a mart that is refreshed incrementally; empty for a model that is always built whole.
     key: tuple[str, ...] = ()
+    # The grouping sets of an incremental mart other than the run index, in the query's order.
+    grouping_sets: tuple[GroupingSet, ...] = ()
 
     @property
     def relation(self) -> str:
@@ -186,18 +203,9 @@ def _relations_read(model: Model) -> frozenset[str]:
     """The relations the model's query reads (``schema.name``, lowercase as DuckDB matches names), as sqlglot parses
     it: a name in a comment or a string is no read, and neither is one of the query's own CTEs."""
     if model.query not in _RELATIONS_READ:
-        import sqlglot
         from sqlglot import exp
-        from sqlglot.errors import ParseError
 
-        try:
-            tree = sqlglot.parse_one(model.query, read="duckdb")
-        except ParseError as error:
-            where = error.errors[0] if error.errors else {}
-            raise ValueError(
-                f"{model.path}: cannot tell which models it reads, its query does not parse: "
-                f"{where.get('description', error)} (line {where.get('line')}, column {where.get('col')})"
-            ) from error
+        tree = _parse_query(model.path, model.query)
         ctes = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
         _RELATIONS_READ[model.query] = frozenset(
             f"{table.db}.{table.name}".lower() if table.db else table.name.lower()
@@ -205,6 +213,40 @@ def _relations_read(model: Model) -> frozenset[str]:
             if table.db or table.name.lower() not in ctes
         )
     return _RELATIONS_READ[model.query]
+
+
+def _parse_query(path: Path, query: str):
+    """The query's syntax tree, as sqlglot parses DuckDB SQL; a query that does not parse fails by file name."""
+    import sqlglot
+    from sqlglot.errors import ParseError
+
+    try:
+        return sqlglot.parse_one(query, read="duckdb")
+    except ParseError as error:
+        where = error.errors[0] if error.errors else {}
+        raise ValueError(
+            f"{path}: cannot tell which models it reads, its query does not parse: "
+            f"{where.get('description', error)} (line {where.get('line')}, column {where.get('col')})"
+        ) from error
+
+
+def _grouping_sets(path: Path, query: str, key: tuple[str, ...], columns: dict[str, str]) -> tuple[GroupingSet, ...]:
+    """The sets of an incremental mart's ``group by grouping sets (...)``, each grouping by key columns only."""
+    from sqlglot import exp
+
+    nodes = list(_parse_query(path, query).find_all(exp.GroupingSets))
+    if len(nodes) != 1 or "grain" not in columns:
+        raise ValueError(f"{path}: an incremental mart groups its rows by one 'group by grouping sets (...)', and "
+                         f"names each row's set in a column grain")
+    sets = []
+    for element in nodes[0].expressions:
+        parts = element.expressions if isinstance(element, exp.Tuple) else [element.unnest()]
+        names = {part.name for part in parts if isinstance(part, exp.Column)}
+        if len(names) != len(parts) or not names <= set(key):
+            raise ValueError(f"{path}: the grouping set {element.sql(dialect='duckdb')} groups by a column that is "
+                             f"not of its incremental key ({', '.join(key)})")
+        sets.append(GroupingSet(tuple(name for name in key if name in names), element.sql(dialect="duckdb")))
+    return tuple(sets)
 
 
 def build_models(con: duckdb.DuckDBPyConnection, sql_dir: Path = SQL_DIR, incremental: bool = False) -> list[str]:
@@ -338,6 +380,7 @@ def _parse_model(path: Path, layer: str, default_materialization: str) -> Model:
     source = RUN_INPUT if name == RUN_INDEX else MART_INPUT
     if key and layer == "marts" and not _reads(query, source):
         raise ValueError(f"{path}: an incremental mart is refreshed from {source}, which it does not read")
+    grouping_sets = _grouping_sets(path, query, key, columns) if key and layer == "marts" and name != RUN_INDEX else ()
     return Model(
         name=name,
         layer=layer,
@@ -349,6 +392,7 @@ def _parse_model(path: Path, layer: str, default_materialization: str) -> Model:
         optional_sources=optional_sources,
         columns=columns,
         key=key,
+        grouping_sets=grouping_sets,
     )
 
 
@@ -358,6 +402,8 @@ def _parse_key(path: Path, lines: list[str], layer: str, materialized: str, colu
     if len(lines) != 1 or materialized != "table":
         raise ValueError(f"{path}: only a model materialized as a table has an incremental key, on one line")
     key = tuple(part.strip() for part in lines[0].split(","))
+    if layer == "intermediate":
+        raise ValueError(f"{path}: an intermediate model is built whole every time: it has no incremental key")
     if layer == "staging" and key != ("run_id",):
         raise ValueError(f"{path}: a staging table is refreshed by run, so its incremental key is run_id")
     for column in key:
@@ -636,21 +682,64 @@ def _refresh_run_index(con: duckdb.DuckDBPyConnection, model: Model, changes: _C
 def _refresh_groups(con: duckdb.DuckDBPyConnection, model: Model, changes: _Changes) -> None:
     """Compute again the rows of a mart over ``run_durations`` that a run left or joined tonight, and only those.
 
-    A NULL key (a run without collection_ref) is a group of its own: every match is ``is not distinct from``.
+    Set by set of its grouping sets: the groups a moved run left or joined are computed again by the mart's query
+    narrowed to that set, over the runs of those groups only. A set whose touched groups hold a large share of the
+    runs (the row over every run, always) is computed whole instead, with the others like it in one pass. A NULL key
+    (a run without collection_ref) is a group of its own: every match is ``is not distinct from``.
     """
-    con.execute(f"create temp table {_TOUCHED} as select distinct {', '.join(model.key)} from temp.{_MOVED}")
-    runs_of_groups = _in_touched(MART_INPUT, model.key)
-    (touched_runs,) = con.execute(f"select count(*) from ({runs_of_groups})").fetchone()
-    if touched_runs > FULL_BUILD_SHARE * max(changes.stored, 1):
-        # Most groups changed (every collection got a new run): one pass over everything is cheaper.
+    (moved,) = con.execute(f"select count(*) from temp.{_MOVED}").fetchone()
+    whole, by_group = [], []
+    for grouping_set in model.grouping_sets if moved else ():
+        if not grouping_set.columns:
+            whole.append(grouping_set)
+            continue
+        con.execute(f"create temp table {_TOUCHED} as select distinct {', '.join(grouping_set.columns)} "
+                    f"from temp.{_MOVED}")
+        runs_of_groups = _in_touched(MART_INPUT, grouping_set.columns)
+        (touched_runs,) = con.execute(f"select count(*) from ({runs_of_groups})").fetchone()
+        if touched_runs > FULL_BUILD_SHARE * max(changes.stored, 1):
+            # Most groups changed (every collection got a new run): one pass over everything is cheaper.
+            whole.append(grouping_set)
+        else:
+            by_group.append(grouping_set)
+            query = re.sub(_relation_pattern(MART_INPUT), f"({runs_of_groups})", _narrowed(model, [grouping_set]))
+            touched_rows = _in_touched(model.relation, grouping_set.columns, "rowid")
+            con.execute(f"delete from {model.relation} where rowid in "
+                        f"({touched_rows} where rows.grain = {_literal(grouping_set.grain)})")
+            con.execute(f"insert into {model.relation} by name {query}")
         _drop_work_tables(con, _TOUCHED)
-        _build_model(con, model)
-        return
-    query = re.sub(_relation_pattern(MART_INPUT), f"({runs_of_groups})", model.query)
-    con.execute(f"delete from {model.relation} where rowid in ({_in_touched(model.relation, model.key, 'rowid')})")
-    con.execute(f"insert into {model.relation} by name {query}")
-    _drop_work_tables(con, _TOUCHED)
-    logger.debug("refreshed %s", model.relation)
+    if whole:
+        grains = ", ".join(_literal(grouping_set.grain) for grouping_set in whole)
+        con.execute(f"delete from {model.relation} where grain in ({grains})")
+        con.execute(f"insert into {model.relation} by name {_narrowed(model, whole)}")
+    logger.debug("refreshed %s: by group %s; whole %s", model.relation,
+                 "; ".join(repr(grouping_set.grain) for grouping_set in by_group) or "-",
+                 "; ".join(repr(grouping_set.grain) for grouping_set in whole) or "-")
+
+
+def _narrowed(model: Model, grouping_sets: list[GroupingSet]) -> str:
+    """The mart's query with only these of its grouping sets: the rows the full query gives them, and no others.
+
+    A key column that none of them groups by is no grouping column of the narrowed query, which may then neither
+    select it nor ask ``grouping()`` of it: there it is NULL, and ``grouping()`` of it 1, as in the full query's rows
+    of these sets. sqlglot rewrites the tree and writes it out as DuckDB SQL again.
+    """
+    from sqlglot import exp
+
+    tree = _parse_query(model.path, model.query)
+    (node,) = tree.find_all(exp.GroupingSets)
+    kept = {grouping_set.sql for grouping_set in grouping_sets}
+    node.set("expressions", [element for element in node.expressions if element.sql(dialect="duckdb") in kept])
+    select = node.find_ancestor(exp.Select)
+    absent = set(model.key) - {column for grouping_set in grouping_sets for column in grouping_set.columns}
+    for grouping in list(select.find_all(exp.Grouping)):
+        if grouping.find_ancestor(exp.Select) is select and {part.name for part in grouping.expressions} <= absent:
+            grouping.replace(exp.Literal.number(1))
+    for column in list(select.find_all(exp.Column)):
+        if (column.name in absent and column.find_ancestor(exp.Select) is select
+                and column.find_ancestor(exp.AggFunc) is None):
+            column.replace(exp.alias_(exp.Null(), column.name) if column.parent is select else exp.Null())
+    return tree.sql(dialect="duckdb")
 
 
 def _refresh_staging(con: duckdb.DuckDBPyConnection, model: Model) -> None:
