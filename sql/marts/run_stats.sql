@@ -1,4 +1,5 @@
--- One row per group of each grain the stats marts report: (day, collection_ref), day, collection_ref, space_token, and every run.
+-- One row per group of each grain the stats marts report, and one row over every run.
+-- Its grains are (day, collection_ref), day, collection_ref and space_token; column grain says which a row is of.
 -- The one place that counts runs, their failure rate and their duration percentiles: collection_stats,
 -- daily_run_stats, daily_overall_stats, space_stats and overall_stats each take their grain's rows from here, so
 -- the figures are defined once. A run counts in its groups whatever its status; the durations, rates and

@@ -215,13 +215,20 @@ def _relations_read(model: Model) -> frozenset[str]:
     return _RELATIONS_READ[model.query]
 
 
+# Each query's syntax tree, by its text; shared, so whoever changes one changes a copy.
+_TREES: dict[str, object] = {}
+
+
 def _parse_query(path: Path, query: str):
     """The query's syntax tree, as sqlglot parses DuckDB SQL; a query that does not parse fails by file name."""
     import sqlglot
     from sqlglot.errors import ParseError
 
+    if query in _TREES:
+        return _TREES[query]
     try:
-        return sqlglot.parse_one(query, read="duckdb")
+        _TREES[query] = sqlglot.parse_one(query, read="duckdb")
+        return _TREES[query]
     except ParseError as error:
         where = error.errors[0] if error.errors else {}
         raise ValueError(
@@ -324,7 +331,8 @@ def mark_checked(con: duckdb.DuckDBPyConnection) -> None:
 def describe_models(sql_dir: Path = SQL_DIR) -> str:
     """The documentation of every model and column, as ``unpod-runs models --describe`` prints it.
 
-    Marts come first: they are what analysts query; the staging models they are built from follow.
+    Marts come first: they are what analysts query; the staging and intermediate models they are built from
+    follow.
     """
     blocks = []
     for model in sorted(load_models(sql_dir), key=lambda model: model.layer != "marts"):
@@ -726,7 +734,7 @@ def _narrowed(model: Model, grouping_sets: list[GroupingSet]) -> str:
     """
     from sqlglot import exp
 
-    tree = _parse_query(model.path, model.query)
+    tree = _parse_query(model.path, model.query).copy()
     (node,) = tree.find_all(exp.GroupingSets)
     kept = {grouping_set.sql for grouping_set in grouping_sets}
     node.set("expressions", [element for element in node.expressions if element.sql(dialect="duckdb") in kept])
