@@ -319,7 +319,7 @@ def test_a_postgresql_reader_keeps_its_snapshot_across_builds_whose_model_files_
 
 def _changed_model_folders(tmp_path: Path) -> tuple[Path, Path]:
     """Two copies of sql/. ``before`` adds the view mart open_statuses, over runs_by_status.last_modified. ``after``
-    drops that column from runs_by_status, adds one, makes runs a double, drops stg_runs.thread_id (a view), and
+    drops that column from runs_by_status, adds one, makes runs a double, drops int_runs.thread_id (a view), and
     makes open_statuses read the new runs."""
     view = ("-- One row per open status.\n-- The statuses runs wait in, from runs_by_status.\n-- materialized: view\n"
             "-- columns:\n--   status: the status.\n--   runs: runs in it.\n")
@@ -337,7 +337,7 @@ def _changed_model_folders(tmp_path: Path) -> tuple[Path, Path]:
            "        cast(runs as double) as runs,\n        cast(runs as double) / sum(runs) over () as share_of_runs,\n"
            "        cast(runs as double) / spaces as runs_per_space,\n"),
           ("        last_created,\n        last_modified\n", "        last_created\n"))
-    _edit(after / "staging" / "stg_runs.sql", ("--   thread_id: the thread the run belongs to, if any.\n", ""),
+    _edit(after / "intermediate" / "int_runs.sql", ("--   thread_id: the thread the run belongs to, if any.\n", ""),
           ("        user_id,\n        thread_id,\n", "        user_id,\n"))
     return before, after
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import random
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
@@ -109,7 +109,37 @@ def test_a_refreshed_build_equals_a_full_build_night_after_night(tmp_path, seed,
             assert (state.kind, state.built_through) == ("incremental", f"{1700000000 + night * 86_400}.0")
             assert snapshot(con) == from_scratch(con, tmp_path / f"scratch_{night}.duckdb"), f"night {night}"
     refreshed = {record.args[0] for record in caplog.records if record.msg.startswith("refreshed %s")}
-    assert refreshed >= {"analytics.run_durations", "analytics.daily_run_stats"}
+    assert refreshed >= {"analytics.run_durations", "analytics.run_stats"}
+
+
+def test_a_quiet_night_computes_again_only_the_groups_its_runs_left_or_joined(tmp_path, caplog):
+    """run_stats, grouping set by grouping set: a group no run left or joined keeps its row as it was."""
+    caplog.set_level(logging.DEBUG, logger="unpod_runs.analytics.models")
+    rng = random.Random(7)
+    with create_runs_db(tmp_path / "runs.duckdb", history(rng, 400)) as con:
+        build_models(con, incremental=True)
+        # A mark on every row: a row computed again loses it.
+        con.execute("update analytics.run_stats set total_runs = -1")
+        insert_runs(con, [_run(rng, "N_quiet", utc("2025-03-10T10:00:00"), "1700086400.0",
+                               collection_ref="collection_new", status="completed")])
+        build_models(con, incremental=True)
+        assert build_state(con).kind == "incremental"
+        rows = con.execute("select grain, day, collection_ref, total_runs from analytics.run_stats").fetchall()
+        computed_again = {(grain, day, collection) for grain, day, collection, runs in rows if runs != -1}
+        # The new run's groups by day and by collection; the spaces (a third of the runs each) and the row over
+        # every run are computed whole.
+        assert computed_again == {
+            ("day, collection_ref", date(2025, 3, 10), "collection_new"),
+            ("day", date(2025, 3, 10), None),
+            ("collection_ref", None, "collection_new"),
+            ("space_token", None, None),
+            ("", None, None),
+        }
+        assert ("refreshed %s: by group %s; whole %s", ("analytics.run_stats", "'day, collection_ref'; 'day'; "
+                "'collection_ref'", "'space_token'; ''")) in [(record.msg, record.args) for record in caplog.records]
+        (new,) = con.execute("select runs, terminal_runs from analytics.daily_run_stats "
+                             "where collection_ref = 'collection_new'").fetchall()
+        assert new == (1, 1)
 
 
 def test_a_night_that_changed_most_runs_builds_everything(tmp_path):

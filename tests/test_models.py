@@ -303,8 +303,10 @@ def test_a_failing_model_leaves_the_previous_build_intact(tmp_path):
     shutil.copytree(SQL_DIR, sql_dir)
     with create_runs_db(tmp_path / "db.duckdb", EDGE_RUNS) as con:
         build_models(con, sql_dir)
-        # stg_runs is a view, so it shows the new run at once; the tables must still hold the previous build.
-        before = {name: rows for name, rows in snapshot(con).items() if name != "stg_runs"}
+        # stg_runs and int_runs are views, so they show the new run at once; the tables must still hold the previous
+        # build.
+        views = {"stg_runs", "int_runs"}
+        before = {name: rows for name, rows in snapshot(con).items() if name not in views}
         con.execute("insert into unpod.runs (run_id, status, created, modified) values "
                     "('R_new', 'completed', '2025-03-09 00:00:00+00', '2025-03-09 00:01:00+00')")
         (sql_dir / "marts" / "zz_broken.sql").write_text(
@@ -314,7 +316,7 @@ def test_a_failing_model_leaves_the_previous_build_intact(tmp_path):
             build_models(con, sql_dir)
         after = snapshot(con)
         assert "zz_broken" not in after
-        assert {name: rows for name, rows in after.items() if name != "stg_runs"} == before
+        assert {name: rows for name, rows in after.items() if name not in views} == before
         (sql_dir / "marts" / "zz_broken.sql").unlink()
         build_models(con, sql_dir)
         assert con.execute("select count(*) from analytics.run_durations where run_id = 'R_new'").fetchone() == (1,)
@@ -373,7 +375,7 @@ def test_the_build_order_follows_what_each_model_reads(tmp_path):
     assert order.index("zy_read") < order.index("ab_reads_zy") < order.index("open_runs") < order.index("space_stats")
     staging = [name for name in order if name.startswith("stg_")]
     assert order[:len(staging)] == staging  # the staging layer first
-    assert order.index("stg_runs") < order.index("stg_api_clock")  # a staging model after the one it reads
+    assert order.index("stg_runs") < order.index("int_runs") < order.index("int_api_clock")  # after what they read
     with create_runs_db(tmp_path / "db.duckdb", EDGE_RUNS) as con:
         assert build_models(con, sql_dir)[-len(order):] == [f"analytics.{name}" for name in order]
 
@@ -400,5 +402,50 @@ def test_a_staging_model_that_reads_a_mart_is_refused(tmp_path):
     shutil.copytree(SQL_DIR, sql_dir)
     (sql_dir / "staging" / "stg_bad.sql").write_text(
         "-- One row per thing.\n-- columns:\n--   x: a value.\nselect count(*) as x from analytics.space_stats\n")
-    with pytest.raises(ValueError, match=r"stg_bad\.sql: a staging model reads no mart.*analytics\.space_stats"):
+    with pytest.raises(ValueError, match=r"stg_bad\.sql: a model in staging/ reads none in intermediate/ or marts/, "
+                                         r"and this one reads analytics\.space_stats"):
+        load_models(sql_dir)
+
+
+def test_an_intermediate_model_that_reads_a_mart_is_refused(tmp_path):
+    sql_dir = tmp_path / "sql"
+    shutil.copytree(SQL_DIR, sql_dir)
+    (sql_dir / "intermediate" / "int_bad.sql").write_text(
+        "-- One row per thing.\n-- columns:\n--   x: a value.\nselect count(*) as x from analytics.run_durations\n")
+    with pytest.raises(ValueError, match=r"int_bad\.sql: a model in intermediate/ reads none in marts/, "
+                                         r"and this one reads analytics\.run_durations"):
+        load_models(sql_dir)
+
+
+def test_staging_only_renames_and_types_the_runs():
+    """What a run's status and timestamps mean is int_runs' alone: stg_runs holds the loader's columns, typed."""
+    models = {model.name: model for model in load_models()}
+    assert list(models["stg_runs"].columns) == ["run_id", "space_token", "collection_ref", "run_mode", "status",
+                                                "batch_count", "created", "modified", "space_id", "user_id",
+                                                "thread_id"]
+    definitions = ["is_terminal", "is_failed", "is_known_status", "day", "finished_at", "duration_seconds"]
+    assert list(models["int_runs"].columns) == list(models["stg_runs"].columns) + definitions
+    assert models["int_runs"].layer == "intermediate"
+
+
+def test_a_full_build_drops_what_an_earlier_release_built(tmp_path):
+    with create_runs_db(tmp_path / "db.duckdb", EDGE_RUNS) as con:
+        con.execute("create schema analytics")
+        con.execute("create table analytics.stg_api_clock as select now() as as_of")
+        build_models(con)
+        tables = {name for (name,) in con.execute("select table_name from information_schema.tables "
+                                                 "where table_schema = 'analytics'").fetchall()}
+        assert "stg_api_clock" not in tables and "int_api_clock" in tables
+
+
+def test_an_incremental_mart_without_grouping_sets_is_refused(tmp_path):
+    """A keyed mart is refreshed set by set of its grouping sets, its rows told apart by grain: say both."""
+    sql_dir = tmp_path / "sql"
+    shutil.copytree(SQL_DIR, sql_dir)
+    (sql_dir / "marts" / "by_collection.sql").write_text(
+        "-- One row per collection.\n-- incremental key: collection_ref\n-- columns:\n--   collection_ref: it.\n"
+        "--   runs: its runs.\nselect collection_ref, count(*) as runs from analytics.run_durations group by 1\n")
+    with pytest.raises(ValueError, match=r"by_collection\.sql: an incremental mart groups its rows by one "
+                                         r"'group by grouping sets \(\.\.\.\)', and names each row's set in a "
+                                         r"column grain"):
         load_models(sql_dir)

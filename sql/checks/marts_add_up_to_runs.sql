@@ -2,18 +2,12 @@
 -- severity: error
 with
 
-known_statuses as (
-    select * from analytics.stg_known_statuses
-),
-
 listed_runs as (
     select
         count(*) as runs,
-        count(*) filter (where known_statuses.is_failed) as failed_runs,
-        count(*) filter (where known_statuses.is_terminal) as terminal_runs
-    from unpod.runs as runs
-    left join known_statuses on known_statuses.status = runs.status
-    where runs.deleted_at is null
+        count(*) filter (where runs.is_failed) as failed_runs,
+        count(*) filter (where runs.is_terminal) as terminal_runs
+    from analytics.int_runs as runs
 ),
 
 mart_totals as (

@@ -18,6 +18,14 @@ duplicates as (
     group by durations.run_id
     having count(*) > 1
     union all
+    select 'analytics.run_stats',
+        grain || ': ' || coalesce(cast(day as varchar), 'NULL') || ' ' || coalesce(collection_ref, 'NULL') || ' '
+            || coalesce(space_token, 'NULL'),
+        count(*)
+    from analytics.run_stats
+    group by grain, day, collection_ref, space_token
+    having count(*) > 1
+    union all
     select 'analytics.collection_stats', collection_ref, count(*)
     from analytics.collection_stats
     group by collection_ref

@@ -1,4 +1,4 @@
--- analytics.open_runs holds every open run of stg_runs exactly once, and no terminal one.
+-- analytics.open_runs holds every open run of int_runs exactly once, and no terminal one.
 -- severity: error
 with
 
@@ -6,7 +6,7 @@ with
 -- on equality only, not on "is not distinct from"
 expected as (
     select runs.run_id, coalesce('id:' || runs.run_id, 'null') as match_key
-    from analytics.stg_runs as runs
+    from analytics.int_runs as runs
     where not runs.is_terminal
 ),
 

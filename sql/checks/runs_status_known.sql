@@ -4,7 +4,7 @@ select
     runs.status,
     count(*) as runs,
     min(runs.run_id) as example_run_id
-from analytics.stg_runs as runs
+from analytics.int_runs as runs
 where not runs.is_known_status
 group by runs.status
 order by runs desc

@@ -6,5 +6,5 @@ select
     runs.status,
     runs.created,
     runs.modified
-from analytics.stg_runs as runs
+from analytics.int_runs as runs
 where runs.is_terminal and (runs.created is null or runs.modified is null)

@@ -23,14 +23,14 @@
 
 with
 
--- The run index, built first among the marts: a table, far cheaper to scan than stg_runs' view. Read where it is
+-- The run index, built first among the marts: a table, far cheaper to scan than the int_runs view. Read where it is
 -- used (not materialized): a copy of every run would cost more than the scans.
 runs as not materialized (
     select * from analytics.run_durations
 ),
 
 clock as (
-    select * from analytics.stg_api_clock
+    select * from analytics.int_api_clock
 ),
 
 -- The window's runs in two parts, each a plain comparison on one column: the scans skip the older row groups.

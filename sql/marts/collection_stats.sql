@@ -1,6 +1,6 @@
 -- One row per collection_ref (runs without one form their own NULL group).
 -- How often a collection's runs fail and how long they take: the first place to look for a problem collection.
--- incremental key: collection_ref
+-- Its figures are run_stats' rows of grain collection_ref.
 -- columns:
 --   collection_ref: the collection; NULL groups the runs that came without one.
 --   total_runs: every run of the collection, open ones too.
@@ -22,52 +22,31 @@
 
 with
 
-runs as (
-    select * from analytics.run_durations
-),
-
-aggregated as (
-    select
-        runs.collection_ref,
-        count(*) as total_runs,
-        count(*) filter (where runs.status = 'completed') as completed_runs,
-        count(*) filter (where runs.is_failed) as failed_runs,
-        count(*) filter (where runs.status = 'partially_completed') as partially_completed_runs,
-        count(*) filter (where not runs.is_terminal) as open_runs,
-        count(*) filter (where runs.is_terminal) as terminal_runs,
-        avg(runs.duration_seconds) as avg_duration_seconds,
-        -- both percentiles from one pass over the durations: half the work of two quantile_cont calls
-        quantile_cont(runs.duration_seconds, [0.5, 0.95]) as duration_quantiles,
-        min(runs.created) as first_created,
-        max(runs.created) as last_created,
-        max(runs.duration_seconds) as max_duration_seconds,
-        count(*) filter (where runs.finish_source = 'modified') as exact_duration_runs,
-        quantile_cont(runs.duration_seconds, [0.5, 0.95]) filter (where runs.finish_source = 'modified')
-            as exact_duration_quantiles
-    from runs
-    group by runs.collection_ref
+stats as (
+    select * from analytics.run_stats
 ),
 
 final as (
     select
-        collection_ref,
-        total_runs,
-        completed_runs,
-        failed_runs,
-        partially_completed_runs,
-        open_runs,
-        terminal_runs,
-        failed_runs / nullif(terminal_runs, 0)::double as failure_rate,
-        avg_duration_seconds,
-        duration_quantiles[1] as p50_duration_seconds,
-        duration_quantiles[2] as p95_duration_seconds,
-        first_created,
-        last_created,
-        max_duration_seconds,
-        exact_duration_runs,
-        exact_duration_quantiles[1] as p50_exact_duration_seconds,
-        exact_duration_quantiles[2] as p95_exact_duration_seconds
-    from aggregated
+        stats.collection_ref,
+        stats.total_runs,
+        stats.completed_runs,
+        stats.failed_runs,
+        stats.partially_completed_runs,
+        stats.open_runs,
+        stats.terminal_runs,
+        stats.failure_rate,
+        stats.avg_duration_seconds,
+        stats.p50_duration_seconds,
+        stats.p95_duration_seconds,
+        stats.first_created,
+        stats.last_created,
+        stats.max_duration_seconds,
+        stats.exact_duration_runs,
+        stats.p50_exact_duration_seconds,
+        stats.p95_exact_duration_seconds
+    from stats
+    where stats.grain = 'collection_ref'
 )
 
 select * from final

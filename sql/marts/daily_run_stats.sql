@@ -1,6 +1,6 @@
 -- One row per (day, collection_ref), day being the UTC date a run was created.
--- Failure rate and duration over time: a run counts on the day it was created, whatever its status now.
--- incremental key: day, collection_ref
+-- Failure rate and duration over time: a run counts on the day it was created, whatever its status now. Its
+-- figures are run_stats' rows of grain day, collection_ref.
 -- columns:
 --   day: the UTC date of created (DATE), whatever the reader's TimeZone.
 --   collection_ref: the collection; NULL groups the runs that came without one.
@@ -19,46 +19,28 @@
 
 with
 
-runs as (
-    select * from analytics.run_durations
-),
-
-aggregated as (
-    select
-        runs.day as day,
-        runs.collection_ref,
-        count(*) as runs,
-        count(*) filter (where runs.status = 'completed') as completed_runs,
-        count(*) filter (where runs.is_failed) as failed_runs,
-        count(*) filter (where runs.status = 'partially_completed') as partially_completed_runs,
-        count(*) filter (where not runs.is_terminal) as open_runs,
-        count(*) filter (where runs.is_terminal) as terminal_runs,
-        -- both percentiles from one pass over the durations: half the work of two quantile_cont calls
-        quantile_cont(runs.duration_seconds, [0.5, 0.95]) as duration_quantiles,
-        count(*) filter (where runs.finish_source = 'modified') as exact_duration_runs,
-        quantile_cont(runs.duration_seconds, [0.5, 0.95]) filter (where runs.finish_source = 'modified')
-            as exact_duration_quantiles
-    from runs
-    group by runs.day, runs.collection_ref
+stats as (
+    select * from analytics.run_stats
 ),
 
 final as (
     select
-        day,
-        collection_ref,
-        runs,
-        completed_runs,
-        failed_runs,
-        partially_completed_runs,
-        failed_runs / nullif(terminal_runs, 0)::double as failure_rate,
-        duration_quantiles[1] as p50_duration_seconds,
-        open_runs,
-        terminal_runs,
-        duration_quantiles[2] as p95_duration_seconds,
-        exact_duration_runs,
-        exact_duration_quantiles[1] as p50_exact_duration_seconds,
-        exact_duration_quantiles[2] as p95_exact_duration_seconds
-    from aggregated
+        stats.day,
+        stats.collection_ref,
+        stats.total_runs as runs,
+        stats.completed_runs,
+        stats.failed_runs,
+        stats.partially_completed_runs,
+        stats.failure_rate,
+        stats.p50_duration_seconds,
+        stats.open_runs,
+        stats.terminal_runs,
+        stats.p95_duration_seconds,
+        stats.exact_duration_runs,
+        stats.p50_exact_duration_seconds,
+        stats.p95_exact_duration_seconds
+    from stats
+    where stats.grain = 'day, collection_ref'
 )
 
 select * from final

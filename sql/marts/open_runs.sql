@@ -18,7 +18,7 @@
 with
 
 runs as (
-    select * from analytics.stg_runs
+    select * from analytics.int_runs
 ),
 
 finishes as (

@@ -1,8 +1,8 @@
 -- One row per database: every run the API still lists, taken together.
 -- The headline figures of the whole organization, as the report shows them: how many runs, how many failed, how
--- long they took, how far those durations can be trusted, and how many open runs have not moved for a day. The
--- counts are collection_stats' summed, and the spaces, the first and last dates and the stuck runs are read from the
--- marts that hold them (a few rows each): only the percentiles and the finish sources need a pass over the runs.
+-- long they took, how far those durations can be trusted, and how many open runs have not moved for a day. Its
+-- figures are run_stats' row over every run (grain ''); the spaces, the collections, the latest change and the
+-- stuck runs are read from the marts that hold them (a few rows each).
 -- columns:
 --   total_runs: every listed run, open ones too.
 --   completed_runs: runs with status completed.
@@ -32,10 +32,11 @@
 --   unchanged_a_day_runs: open runs unchanged for a day or more (unchanged_for_seconds >= 86400 in open_runs): the stuck ones.
 --   unchanged_a_day_collections: distinct collection_ref values among those runs (NULL not counted).
 
+
 with
 
-runs as (
-    select * from analytics.run_durations
+stats as (
+    select * from analytics.run_stats
 ),
 
 collections as (
@@ -50,33 +51,12 @@ open_runs as (
     select * from analytics.open_runs
 ),
 
-duration_figures as (
-    select
-        -- both percentiles from one pass over the durations: half the work of two quantile_cont calls
-        quantile_cont(runs.duration_seconds, [0.5, 0.95]) as duration_quantiles,
-        count(*) filter (where runs.finish_source = 'modified') as exact_duration_runs,
-        count(*) filter (where runs.finish_source = 'observed') as observed_duration_runs,
-        count(*) filter (where runs.finish_source = 'unknown') as unknown_duration_runs,
-        quantile_cont(runs.duration_seconds, [0.5, 0.95]) filter (where runs.finish_source = 'modified')
-            as exact_duration_quantiles,
-        min(runs.duration_min_seconds) filter (where runs.finish_source = 'observed') as observed_min_duration_seconds,
-        max(runs.duration_max_seconds) filter (where runs.finish_source = 'observed') as observed_max_duration_seconds,
-        avg(runs.duration_max_seconds - runs.duration_min_seconds) filter (where runs.finish_source = 'observed')
-            as observed_avg_bracket_seconds
-    from runs
+every_run as (
+    select * from stats where stats.grain = ''
 ),
 
 collection_figures as (
-    select
-        cast(coalesce(sum(collections.total_runs), 0) as bigint) as total_runs,
-        cast(coalesce(sum(collections.completed_runs), 0) as bigint) as completed_runs,
-        cast(coalesce(sum(collections.failed_runs), 0) as bigint) as failed_runs,
-        cast(coalesce(sum(collections.partially_completed_runs), 0) as bigint) as partially_completed_runs,
-        cast(coalesce(sum(collections.open_runs), 0) as bigint) as open_runs,
-        cast(coalesce(sum(collections.terminal_runs), 0) as bigint) as terminal_runs,
-        count(*) as collections,
-        min(collections.first_created) as first_created,
-        max(collections.last_created) as last_created
+    select count(*) as collections
     from collections
 ),
 
@@ -97,37 +77,34 @@ stuck_figures as (
 
 final as (
     select
-        collection_figures.total_runs,
-        collection_figures.completed_runs,
-        collection_figures.failed_runs,
-        collection_figures.partially_completed_runs,
-        collection_figures.open_runs,
-        collection_figures.terminal_runs,
-        collection_figures.failed_runs / nullif(collection_figures.terminal_runs, 0)::double as failure_rate,
-        duration_figures.duration_quantiles[1] as p50_duration_seconds,
-        duration_figures.duration_quantiles[2] as p95_duration_seconds,
-        duration_figures.exact_duration_runs,
-        duration_figures.observed_duration_runs,
-        duration_figures.unknown_duration_runs,
-        duration_figures.exact_duration_runs / nullif(collection_figures.terminal_runs, 0)::double
-            as exact_duration_share,
-        duration_figures.observed_duration_runs / nullif(collection_figures.terminal_runs, 0)::double
-            as observed_duration_share,
-        duration_figures.unknown_duration_runs / nullif(collection_figures.terminal_runs, 0)::double
-            as unknown_duration_share,
-        duration_figures.exact_duration_quantiles[1] as p50_exact_duration_seconds,
-        duration_figures.exact_duration_quantiles[2] as p95_exact_duration_seconds,
-        duration_figures.observed_min_duration_seconds,
-        duration_figures.observed_max_duration_seconds,
-        duration_figures.observed_avg_bracket_seconds,
+        every_run.total_runs,
+        every_run.completed_runs,
+        every_run.failed_runs,
+        every_run.partially_completed_runs,
+        every_run.open_runs,
+        every_run.terminal_runs,
+        every_run.failure_rate,
+        every_run.p50_duration_seconds,
+        every_run.p95_duration_seconds,
+        every_run.exact_duration_runs,
+        every_run.observed_duration_runs,
+        every_run.unknown_duration_runs,
+        every_run.exact_duration_runs / nullif(every_run.terminal_runs, 0)::double as exact_duration_share,
+        every_run.observed_duration_runs / nullif(every_run.terminal_runs, 0)::double as observed_duration_share,
+        every_run.unknown_duration_runs / nullif(every_run.terminal_runs, 0)::double as unknown_duration_share,
+        every_run.p50_exact_duration_seconds,
+        every_run.p95_exact_duration_seconds,
+        every_run.observed_min_duration_seconds,
+        every_run.observed_max_duration_seconds,
+        every_run.observed_avg_bracket_seconds,
         space_figures.spaces,
         collection_figures.collections,
-        collection_figures.first_created,
-        collection_figures.last_created,
+        every_run.first_created,
+        every_run.last_created,
         space_figures.last_modified,
         stuck_figures.unchanged_a_day_runs,
         stuck_figures.unchanged_a_day_collections
-    from duration_figures
+    from every_run
     cross join collection_figures
     cross join space_figures
     cross join stuck_figures

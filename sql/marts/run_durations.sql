@@ -23,7 +23,7 @@
 with
 
 runs as (
-    select * from analytics.stg_runs
+    select * from analytics.int_runs
 ),
 
 finishes as (
@@ -58,7 +58,7 @@ final as (
         witnessed.created,
         witnessed.finished_at,
         witnessed.duration_seconds,
-        witnessed.created_day as day,
+        witnessed.day,
         witnessed.is_terminal,
         witnessed.is_failed,
         witnessed.finish_source,

@@ -15,7 +15,7 @@
 with
 
 runs as (
-    select * from analytics.stg_runs
+    select * from analytics.int_runs
 ),
 
 aggregated as (

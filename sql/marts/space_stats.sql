@@ -1,5 +1,6 @@
 -- One row per space_token that has runs, named from unpod.spaces where the loader stored the space.
--- The collection_stats figures one level up: which space fails most, which is slowest, which is stale.
+-- The collection_stats figures one level up: which space fails most, which is slowest, which is stale. Its figures
+-- are run_stats' rows of grain space_token; the space's collections and latest change are counted from its runs.
 -- columns:
 --   space_token: the space.
 --   space_name: the space's name; NULL when unpod.spaces does not hold it.
@@ -19,7 +20,12 @@
 --   last_created: latest created over all runs, open ones too.
 --   last_modified: latest modified over all runs: how fresh the space's data is.
 
+
 with
+
+stats as (
+    select * from analytics.run_stats
+),
 
 runs as (
     select * from analytics.stg_runs
@@ -29,21 +35,11 @@ spaces as (
     select * from analytics.stg_spaces
 ),
 
-aggregated as (
+-- What run_stats does not count: how many collections a space has, and when a run of it last changed.
+space_runs as (
     select
         runs.space_token,
         count(distinct runs.collection_ref) as collections,
-        count(*) as total_runs,
-        count(*) filter (where runs.status = 'completed') as completed_runs,
-        count(*) filter (where runs.is_failed) as failed_runs,
-        count(*) filter (where runs.status = 'partially_completed') as partially_completed_runs,
-        count(*) filter (where not runs.is_terminal) as open_runs,
-        count(*) filter (where runs.is_terminal) as terminal_runs,
-        avg(runs.duration_seconds) as avg_duration_seconds,
-        -- both percentiles from one pass over the durations: half the work of two quantile_cont calls
-        quantile_cont(runs.duration_seconds, [0.5, 0.95]) as duration_quantiles,
-        min(runs.created) as first_created,
-        max(runs.created) as last_created,
         max(runs.modified) as last_modified
     from runs
     group by runs.space_token
@@ -51,26 +47,27 @@ aggregated as (
 
 final as (
     select
-        aggregated.space_token,
+        stats.space_token,
         spaces.space_name,
         spaces.organization_name,
-        aggregated.collections,
-        aggregated.total_runs,
-        aggregated.completed_runs,
-        aggregated.failed_runs,
-        aggregated.partially_completed_runs,
-        aggregated.open_runs,
-        aggregated.terminal_runs,
-        aggregated.failed_runs / nullif(aggregated.terminal_runs, 0)::double as failure_rate,
-        aggregated.avg_duration_seconds,
-        aggregated.duration_quantiles[1] as p50_duration_seconds,
-        aggregated.duration_quantiles[2] as p95_duration_seconds,
-        aggregated.first_created,
-        aggregated.last_created,
-        aggregated.last_modified
-    from aggregated
-    left join spaces
-        on aggregated.space_token = spaces.space_token
+        space_runs.collections,
+        stats.total_runs,
+        stats.completed_runs,
+        stats.failed_runs,
+        stats.partially_completed_runs,
+        stats.open_runs,
+        stats.terminal_runs,
+        stats.failure_rate,
+        stats.avg_duration_seconds,
+        stats.p50_duration_seconds,
+        stats.p95_duration_seconds,
+        stats.first_created,
+        stats.last_created,
+        space_runs.last_modified
+    from stats
+    left join space_runs on space_runs.space_token is not distinct from stats.space_token
+    left join spaces on spaces.space_token = stats.space_token
+    where stats.grain = 'space_token'
 )
 
 select * from final

@@ -1,6 +1,7 @@
 -- One row per run status the API is known to send: the one place in SQL that says which statuses end a run.
--- Every model and check that asks whether a run is terminal or failed joins this; a status not listed here, or none,
--- is open. pipelines/unpod_runs/statuses.py holds the same lists for Python, and a test keeps them equal.
+-- int_runs joins this to say whether a run is terminal or failed (every mart and check reads that there), and the
+-- status history's models to say it of each version; a status not listed here, or none, is open.
+-- pipelines/unpod_runs/statuses.py holds the same lists for Python, and a test keeps them equal.
 -- columns:
 --   status: the status as the API sends it.
 --   is_terminal: the run has ended (completed, failed or partially_completed); it does not change again.

@@ -1,14 +1,15 @@
 """Build the SQL models of ``sql/`` into the DuckDB schema ``analytics``, and describe them.
 
 A model is one SQL file holding one query, named after the relation it builds. Each model is built after the
-models its query reads, as sqlglot parses it (the ``analytics.*`` tables it names); otherwise staging comes
-before marts and each layer goes by file name. A staging model reads no mart; ``run_durations``, one row per run
-with its finish evidence, is the mart the others may read (the marts that count runs by group read it, a table).
-Each file opens with a comment block that documents it::
+models its query reads, as sqlglot parses it (the ``analytics.*`` tables it names); otherwise staging comes first,
+then intermediate, then marts, each layer by file name. A model reads no model of a later layer: staging renames
+and types the loader's tables, intermediate says what they mean (``int_runs``: terminal, failed, finish, duration,
+day), marts count. ``run_durations``, one row per run with its finish evidence, is the mart the others may read
+(the marts that count runs by group read it, a table). Each file opens with a comment block that documents it::
 
     -- <the grain, one sentence>
     -- <what the model is for, any number of lines>
-    -- materialized: table                  (optional; staging defaults to view, marts to table)
+    -- materialized: table                  (optional; marts default to table, the others to view)
     -- optional source: unpod.spaces        (optional; a table the loader may not have created yet)
     -- incremental key: day, collection_ref  (optional, tables only; see below)
     -- columns:
@@ -24,12 +25,14 @@ A night's load changes a few runs of millions, so a mart with an ``incremental k
 only its rows that a changed run falls into are computed again. A run changed if a load wrote it, or a version of
 it in the status history, since the last build (its ``_dlt_load_id`` is newer). A staging table keyed by ``run_id``
 (``stg_run_finishes``) is refreshed first, from its sources' rows of the changed runs. ``run_durations`` (key
-``run_id``) comes next, from the staging query run over the changed runs' rows: its rows for them, before and
-after, say which groups of the other marts they leave and join; a run whose row came out the same (an open run
-seen again, still open) moves none. A keyed mart reads ``run_durations``, and those groups are computed again by its
-own query over their runs only: a group's figures depend only on its own runs, so the result is the full build's,
-row for row. A first build, a changed model file, or a night that changed a large share of the runs builds
-everything; a mart whose changed groups hold a large share of the runs is built whole.
+``run_id``) comes next, from the staging and intermediate queries run over the changed runs' rows: its rows for
+them, before and after, say which groups of the other marts they leave and join; a run whose row came out the same
+(an open run seen again, still open) moves none. Any other keyed mart (``run_stats``) reads ``run_durations`` and
+groups by ``grouping sets`` of its key columns, naming each row's set in a column ``grain``; set by set, the groups
+a moved run left or joined are computed again by its query narrowed to that set, over their runs only: a group's
+figures depend only on its own runs, so the result is the full build's, row for row. A first build, a changed
+model file, or a night that changed a large share of the runs builds everything; a set whose changed groups hold a
+large share of the runs is computed whole.
 """
 
 from __future__ import annotations
@@ -56,19 +59,24 @@ logger = logging.getLogger(__name__)
 
 SQL_DIR = Path(__file__).resolve().parents[3] / "sql"
 SCHEMA = "analytics"
-# Layers in build order, each with its default materialization.
-LAYERS = {"staging": "view", "marts": "table"}
+# Layers in build order, each with its default materialization. A model reads no model of a later layer: staging
+# renames and types the loader's tables, intermediate says what they mean, marts count.
+LAYERS = {"staging": "view", "intermediate": "view", "marts": "table"}
 MATERIALIZATIONS = ("view", "table")
 # The mart with one row per run: it is refreshed first, and tells which groups of the other marts a run is in.
 RUN_INDEX = "run_durations"
-# What the run index reads its runs from: a refresh runs the staging query over the changed runs' rows only.
-RUN_INPUT = f"{SCHEMA}.stg_runs"
+# What the run index reads its runs from, and what that reads them from: a refresh runs both queries over the changed
+# runs' rows only.
+RUN_INPUT = f"{SCHEMA}.int_runs"
+RUN_STAGING = f"{SCHEMA}.stg_runs"
 # What every other incremental mart reads its runs from; a refresh runs it over the runs of the changed groups.
 MART_INPUT = f"{SCHEMA}.{RUN_INDEX}"
 # One row: which loads the models include, and which of those the data checks have passed.
 BUILD_STATE = f"{SCHEMA}.model_build_state"
 # The loader's history of each run's versions: the finish evidence of the runs in stg_run_finishes.
 HISTORY = "run_status_history"
+# What earlier releases built and no model builds now: a full build drops them, so no stale copy stays readable.
+RETIRED = ("stg_api_clock",)
 # When more than this share of the stored runs changed, one full build is cheaper than replacing them.
 FULL_BUILD_SHARE = 0.2
 
@@ -88,6 +96,18 @@ class ModelBuildError(Exception):
 
 
 @dataclass(frozen=True)
+class GroupingSet:
+    """One set of an incremental mart's ``group by grouping sets``: its rows are those whose ``grain`` names it."""
+
+    columns: tuple[str, ...]  # the key columns it groups by, in the key's order; none for the row over every run
+    sql: str  # as the query writes it
+
+    @property
+    def grain(self) -> str:
+        return ", ".join(self.columns)
+
+
+@dataclass(frozen=True)
 class Model:
     """One model file: its query and the documentation from its leading comment block."""
 
@@ -102,6 +122,8 @@ class Model:
     columns: dict[str, str]
     # The grain columns of a mart that is refreshed incrementally; empty for a model that is always built whole.
     key: tuple[str, ...] = ()
+    # The grouping sets of an incremental mart other than the run index, in the query's order.
+    grouping_sets: tuple[GroupingSet, ...] = ()
 
     @property
     def relation(self) -> str:
@@ -145,10 +167,14 @@ def _in_build_order(models: list[Model]) -> list[Model]:
     read_by = {model.relation: _relations_read(model) for model in models}
     reads = {model.relation: [other for other in models if other is not model
                               and other.relation in read_by[model.relation]] for model in models}
+    layers = list(LAYERS)
     for model in models:
-        marts = [other.relation for other in reads[model.relation] if other.layer == "marts"]
-        if model.layer == "staging" and marts:
-            raise ValueError(f"{model.path}: a staging model reads no mart, and this one reads {', '.join(marts)}")
+        later = [other for other in reads[model.relation] if layers.index(other.layer) > layers.index(model.layer)]
+        if later:
+            names = ", ".join(other.relation for other in later)
+            forbidden = " or ".join(f"{layer}/" for layer in layers[layers.index(model.layer) + 1:])
+            raise ValueError(f"{model.path}: a model in {model.layer}/ reads none in {forbidden}, "
+                             f"and this one reads {names}")
     ordered: list[Model] = []
     placing: list[str] = []
 
@@ -164,7 +190,7 @@ def _in_build_order(models: list[Model]) -> list[Model]:
         placing.pop()
         ordered.append(model)
 
-    for model in models:  # already staging first, each layer by file name
+    for model in models:  # already in layer order, each layer by file name
         place(model)
     return ordered
 
@@ -177,18 +203,9 @@ def _relations_read(model: Model) -> frozenset[str]:
     """The relations the model's query reads (``schema.name``, lowercase as DuckDB matches names), as sqlglot parses
     it: a name in a comment or a string is no read, and neither is one of the query's own CTEs."""
     if model.query not in _RELATIONS_READ:
-        import sqlglot
         from sqlglot import exp
-        from sqlglot.errors import ParseError
 
-        try:
-            tree = sqlglot.parse_one(model.query, read="duckdb")
-        except ParseError as error:
-            where = error.errors[0] if error.errors else {}
-            raise ValueError(
-                f"{model.path}: cannot tell which models it reads, its query does not parse: "
-                f"{where.get('description', error)} (line {where.get('line')}, column {where.get('col')})"
-            ) from error
+        tree = _parse_query(model.path, model.query)
         ctes = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
         _RELATIONS_READ[model.query] = frozenset(
             f"{table.db}.{table.name}".lower() if table.db else table.name.lower()
@@ -196,6 +213,47 @@ def _relations_read(model: Model) -> frozenset[str]:
             if table.db or table.name.lower() not in ctes
         )
     return _RELATIONS_READ[model.query]
+
+
+# Each query's syntax tree, by its text; shared, so whoever changes one changes a copy.
+_TREES: dict[str, object] = {}
+
+
+def _parse_query(path: Path, query: str):
+    """The query's syntax tree, as sqlglot parses DuckDB SQL; a query that does not parse fails by file name."""
+    import sqlglot
+    from sqlglot.errors import ParseError
+
+    if query in _TREES:
+        return _TREES[query]
+    try:
+        _TREES[query] = sqlglot.parse_one(query, read="duckdb")
+        return _TREES[query]
+    except ParseError as error:
+        where = error.errors[0] if error.errors else {}
+        raise ValueError(
+            f"{path}: cannot tell which models it reads, its query does not parse: "
+            f"{where.get('description', error)} (line {where.get('line')}, column {where.get('col')})"
+        ) from error
+
+
+def _grouping_sets(path: Path, query: str, key: tuple[str, ...], columns: dict[str, str]) -> tuple[GroupingSet, ...]:
+    """The sets of an incremental mart's ``group by grouping sets (...)``, each grouping by key columns only."""
+    from sqlglot import exp
+
+    nodes = list(_parse_query(path, query).find_all(exp.GroupingSets))
+    if len(nodes) != 1 or "grain" not in columns:
+        raise ValueError(f"{path}: an incremental mart groups its rows by one 'group by grouping sets (...)', and "
+                         f"names each row's set in a column grain")
+    sets = []
+    for element in nodes[0].expressions:
+        parts = element.expressions if isinstance(element, exp.Tuple) else [element.unnest()]
+        names = {part.name for part in parts if isinstance(part, exp.Column)}
+        if len(names) != len(parts) or not names <= set(key):
+            raise ValueError(f"{path}: the grouping set {element.sql(dialect='duckdb')} groups by a column that is "
+                             f"not of its incremental key ({', '.join(key)})")
+        sets.append(GroupingSet(tuple(name for name in key if name in names), element.sql(dialect="duckdb")))
+    return tuple(sets)
 
 
 def build_models(con: duckdb.DuckDBPyConnection, sql_dir: Path = SQL_DIR, incremental: bool = False) -> list[str]:
@@ -221,6 +279,8 @@ def build_models(con: duckdb.DuckDBPyConnection, sql_dir: Path = SQL_DIR, increm
         # PostgreSQL keeps its tables (see _refill_model); after a model file changed they are reshaped first.
         keeps_tables = changes is None and refills_models(con)
         reshape = keeps_tables and not _all_built(con, models, digest)
+        if changes is None:
+            _drop_retired(con)
         if changes is None and not keeps_tables:
             _drop_models(con, models)
         elif reshape:
@@ -271,7 +331,8 @@ def mark_checked(con: duckdb.DuckDBPyConnection) -> None:
 def describe_models(sql_dir: Path = SQL_DIR) -> str:
     """The documentation of every model and column, as ``unpod-runs models --describe`` prints it.
 
-    Marts come first: they are what analysts query; the staging models they are built from follow.
+    Marts come first: they are what analysts query; the staging and intermediate models they are built from
+    follow.
     """
     blocks = []
     for model in sorted(load_models(sql_dir), key=lambda model: model.layer != "marts"):
@@ -327,6 +388,7 @@ def _parse_model(path: Path, layer: str, default_materialization: str) -> Model:
     source = RUN_INPUT if name == RUN_INDEX else MART_INPUT
     if key and layer == "marts" and not _reads(query, source):
         raise ValueError(f"{path}: an incremental mart is refreshed from {source}, which it does not read")
+    grouping_sets = _grouping_sets(path, query, key, columns) if key and layer == "marts" and name != RUN_INDEX else ()
     return Model(
         name=name,
         layer=layer,
@@ -338,6 +400,7 @@ def _parse_model(path: Path, layer: str, default_materialization: str) -> Model:
         optional_sources=optional_sources,
         columns=columns,
         key=key,
+        grouping_sets=grouping_sets,
     )
 
 
@@ -347,6 +410,8 @@ def _parse_key(path: Path, lines: list[str], layer: str, materialized: str, colu
     if len(lines) != 1 or materialized != "table":
         raise ValueError(f"{path}: only a model materialized as a table has an incremental key, on one line")
     key = tuple(part.strip() for part in lines[0].split(","))
+    if layer == "intermediate":
+        raise ValueError(f"{path}: an intermediate model is built whole every time: it has no incremental key")
     if layer == "staging" and key != ("run_id",):
         raise ValueError(f"{path}: a staging table is refreshed by run, so its incremental key is run_id")
     for column in key:
@@ -476,6 +541,13 @@ def _drop_models(con: duckdb.DuckDBPyConnection, models: list[Model]) -> None:
             con.execute(f"drop {existing} {model.relation}")
 
 
+def _drop_retired(con: duckdb.DuckDBPyConnection) -> None:
+    for name in RETIRED:
+        existing = _relation_kind(con, SCHEMA, name)
+        if existing is not None:
+            con.execute(f"drop {existing} {SCHEMA}.{name}")
+
+
 def _build_model(con: duckdb.DuckDBPyConnection, model: Model) -> None:
     existing = _relation_kind(con, SCHEMA, model.name)
     if existing is not None and existing != model.materialized:
@@ -523,6 +595,7 @@ class _Changes:
     runs: int
     stored: int
     staging_query: str
+    definitions_query: str
 
 
 def _pending_changes(
@@ -555,14 +628,16 @@ def _pending_changes(
     (stored,) = con.execute(f"select count(*) from {SCHEMA}.{RUN_INDEX}").fetchone()
     if runs > FULL_BUILD_SHARE * max(stored, 1):
         return None
-    staging = next(model for model in models if model.relation == RUN_INPUT)
+    staging = next(model for model in models if model.relation == RUN_STAGING)
+    definitions = next(model for model in models if model.relation == RUN_INPUT)
     through = _latest_load_id(con, since) or since
     if _has_column(con, "unpod", HISTORY, "_dlt_load_id"):
         # A quiet night may write history rows only: the next build must not take them in again.
         (history_through,) = con.execute(f"select max(_dlt_load_id) from unpod.{HISTORY} where _dlt_load_id > ?",
                                          [since]).fetchone()
         through = max(through, history_through or through)
-    return _Changes(since=since, through=through, runs=runs, stored=stored, staging_query=staging.query)
+    return _Changes(since=since, through=through, runs=runs, stored=stored, staging_query=staging.query,
+                    definitions_query=definitions.query)
 
 
 def _refresh_run_index(con: duckdb.DuckDBPyConnection, model: Model, changes: _Changes) -> None:
@@ -575,7 +650,8 @@ def _refresh_run_index(con: duckdb.DuckDBPyConnection, model: Model, changes: _C
     # The loads since the last build wrote every row these runs have: a merge replaces a run's rows, and a second
     # copy that an old load left (or a row without run_id) fails a check, which builds everything.
     staged_rows = re.sub(_relation_pattern("unpod.runs"), f"temp.{_CHANGED}", changes.staging_query)
-    con.execute(f"create temp table {_INPUT} as {staged_rows}")
+    defined_rows = re.sub(_relation_pattern(RUN_STAGING), f"({staged_rows})", changes.definitions_query)
+    con.execute(f"create temp table {_INPUT} as {defined_rows}")
     query = re.sub(_relation_pattern(RUN_INPUT), f"temp.{_INPUT}", model.query)
     # The input may hold rows without a run_id: keep the changed runs only.
     con.execute(f"create temp table {_REFRESHED} as {_in_touched(f'({query})', model.key)}")
@@ -614,21 +690,64 @@ def _refresh_run_index(con: duckdb.DuckDBPyConnection, model: Model, changes: _C
 def _refresh_groups(con: duckdb.DuckDBPyConnection, model: Model, changes: _Changes) -> None:
     """Compute again the rows of a mart over ``run_durations`` that a run left or joined tonight, and only those.
 
-    A NULL key (a run without collection_ref) is a group of its own: every match is ``is not distinct from``.
+    Set by set of its grouping sets: the groups a moved run left or joined are computed again by the mart's query
+    narrowed to that set, over the runs of those groups only. A set whose touched groups hold a large share of the
+    runs (the row over every run, always) is computed whole instead, with the others like it in one pass. A NULL key
+    (a run without collection_ref) is a group of its own: every match is ``is not distinct from``.
     """
-    con.execute(f"create temp table {_TOUCHED} as select distinct {', '.join(model.key)} from temp.{_MOVED}")
-    runs_of_groups = _in_touched(MART_INPUT, model.key)
-    (touched_runs,) = con.execute(f"select count(*) from ({runs_of_groups})").fetchone()
-    if touched_runs > FULL_BUILD_SHARE * max(changes.stored, 1):
-        # Most groups changed (every collection got a new run): one pass over everything is cheaper.
+    (moved,) = con.execute(f"select count(*) from temp.{_MOVED}").fetchone()
+    whole, by_group = [], []
+    for grouping_set in model.grouping_sets if moved else ():
+        if not grouping_set.columns:
+            whole.append(grouping_set)
+            continue
+        con.execute(f"create temp table {_TOUCHED} as select distinct {', '.join(grouping_set.columns)} "
+                    f"from temp.{_MOVED}")
+        runs_of_groups = _in_touched(MART_INPUT, grouping_set.columns)
+        (touched_runs,) = con.execute(f"select count(*) from ({runs_of_groups})").fetchone()
+        if touched_runs > FULL_BUILD_SHARE * max(changes.stored, 1):
+            # Most groups changed (every collection got a new run): one pass over everything is cheaper.
+            whole.append(grouping_set)
+        else:
+            by_group.append(grouping_set)
+            query = re.sub(_relation_pattern(MART_INPUT), f"({runs_of_groups})", _narrowed(model, [grouping_set]))
+            touched_rows = _in_touched(model.relation, grouping_set.columns, "rowid")
+            con.execute(f"delete from {model.relation} where rowid in "
+                        f"({touched_rows} where rows.grain = {_literal(grouping_set.grain)})")
+            con.execute(f"insert into {model.relation} by name {query}")
         _drop_work_tables(con, _TOUCHED)
-        _build_model(con, model)
-        return
-    query = re.sub(_relation_pattern(MART_INPUT), f"({runs_of_groups})", model.query)
-    con.execute(f"delete from {model.relation} where rowid in ({_in_touched(model.relation, model.key, 'rowid')})")
-    con.execute(f"insert into {model.relation} by name {query}")
-    _drop_work_tables(con, _TOUCHED)
-    logger.debug("refreshed %s", model.relation)
+    if whole:
+        grains = ", ".join(_literal(grouping_set.grain) for grouping_set in whole)
+        con.execute(f"delete from {model.relation} where grain in ({grains})")
+        con.execute(f"insert into {model.relation} by name {_narrowed(model, whole)}")
+    logger.debug("refreshed %s: by group %s; whole %s", model.relation,
+                 "; ".join(repr(grouping_set.grain) for grouping_set in by_group) or "-",
+                 "; ".join(repr(grouping_set.grain) for grouping_set in whole) or "-")
+
+
+def _narrowed(model: Model, grouping_sets: list[GroupingSet]) -> str:
+    """The mart's query with only these of its grouping sets: the rows the full query gives them, and no others.
+
+    A key column that none of them groups by is no grouping column of the narrowed query, which may then neither
+    select it nor ask ``grouping()`` of it: there it is NULL, and ``grouping()`` of it 1, as in the full query's rows
+    of these sets. sqlglot rewrites the tree and writes it out as DuckDB SQL again.
+    """
+    from sqlglot import exp
+
+    tree = _parse_query(model.path, model.query).copy()
+    (node,) = tree.find_all(exp.GroupingSets)
+    kept = {grouping_set.sql for grouping_set in grouping_sets}
+    node.set("expressions", [element for element in node.expressions if element.sql(dialect="duckdb") in kept])
+    select = node.find_ancestor(exp.Select)
+    absent = set(model.key) - {column for grouping_set in grouping_sets for column in grouping_set.columns}
+    for grouping in list(select.find_all(exp.Grouping)):
+        if grouping.find_ancestor(exp.Select) is select and {part.name for part in grouping.expressions} <= absent:
+            grouping.replace(exp.Literal.number(1))
+    for column in list(select.find_all(exp.Column)):
+        if (column.name in absent and column.find_ancestor(exp.Select) is select
+                and column.find_ancestor(exp.AggFunc) is None):
+            column.replace(exp.alias_(exp.Null(), column.name) if column.parent is select else exp.Null())
+    return tree.sql(dialect="duckdb")
 
 
 def _refresh_staging(con: duckdb.DuckDBPyConnection, model: Model) -> None:

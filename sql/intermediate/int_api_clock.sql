@@ -13,7 +13,7 @@ finishes as (
 ),
 
 runs as (
-    select * from analytics.stg_runs
+    select * from analytics.int_runs
 ),
 
 final as (
