@@ -1,7 +1,7 @@
 """The run statuses the API is known to send, and which of them end a run (SPEC.md).
 
-The one definition in Python; ``sql/staging/stg_known_statuses.sql`` is the one in SQL, which every model and check
-reads, and a test keeps the two equal. Any other status, unknown ones and none too, is open.
+The one definition in Python; ``sql/staging/stg_known_statuses.sql`` is the one in SQL (``int_runs`` classifies
+every run by it, and the models and checks read that), and a test keeps the two equal. Any other status, unknown ones and none too, is open.
 """
 
 OPEN_STATUSES = ("pending", "scheduled", "in_progress", "hold", "running")
