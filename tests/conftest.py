@@ -103,7 +103,7 @@ def server(world: World):
         yield running
 
 
-def _point_dlt_at(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+def point_dlt_at(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
     for key in list(os.environ):
         if key.startswith(("SOURCES__", "DLT_")):
             monkeypatch.delenv(key)
@@ -116,7 +116,7 @@ def _point_dlt_at(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
 def load_env(tmp_path: Path, world: World, server: SandboxServer, monkeypatch: pytest.MonkeyPatch) -> LoadEnv:
     """In-process loads read dlt's configuration from the environment, restored after the test."""
     env = make_env(tmp_path, world, server, page_size="10")
-    _point_dlt_at(env, monkeypatch)
+    point_dlt_at(env, monkeypatch)
     data = tmp_path / "data"
     data.mkdir()
     return LoadEnv(db=data / "unpod_runs.duckdb", env=env, world=world, server=server)
@@ -149,7 +149,7 @@ class NightOne:
             (root / "data").mkdir(parents=True)
             served = World(**world)
             with SandboxServer(served) as server, pytest.MonkeyPatch.context() as monkeypatch:
-                _point_dlt_at(make_env(root, served, server, **settings), monkeypatch)
+                point_dlt_at(make_env(root, served, server, **settings), monkeypatch)
                 db = root / "data" / self.DB_NAME
                 summary = run_load(db, report_path=db.with_name("report.html"))  # as `unpod-runs load` does
             assert summary.exit_code == 0, summary.render()
