@@ -76,20 +76,54 @@ def postgres_server():
     shutil.rmtree(folder, ignore_errors=True)
 
 
-@pytest.fixture
-def postgres_url(postgres_server, request: pytest.FixtureRequest) -> str:
-    """A database of its own for each test, as dlt's connection string (a socket folder is given as ``host``)."""
+def _postgres_database(server, name: str, template: str | None = None) -> str:
+    """A new database ``name`` (a copy of ``template`` when given), as dlt's connection string (a socket folder is
+    given as ``host``)."""
     import psycopg2
 
-    name = "test_" + hashlib.sha1(request.node.nodeid.encode()).hexdigest()[:16]
-    socket = postgres_server.get_postmaster_info().socket_dir
+    socket = server.get_postmaster_info().socket_dir
     admin = psycopg2.connect(dbname="postgres", user="postgres", host=str(socket))
     admin.autocommit = True
     with admin.cursor() as cursor:
         cursor.execute(f"drop database if exists {name} with (force)")
-        cursor.execute(f"create database {name}")
+        cursor.execute(f"create database {name}" + (f" template {template}" if template else ""))
     admin.close()
     return f"postgresql://postgres:@localhost/{name}?host={socket}"
+
+
+def _test_database_name(request: pytest.FixtureRequest) -> str:
+    return "test_" + hashlib.sha1(request.node.nodeid.encode()).hexdigest()[:16]
+
+
+@pytest.fixture
+def postgres_url(postgres_server, request: pytest.FixtureRequest) -> str:
+    """A database of its own for each test."""
+    return _postgres_database(postgres_server, _test_database_name(request))
+
+
+@pytest.fixture(scope="session")
+def postgres_night_one(postgres_server, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The name of a database holding the first load of ``DEFAULT_WORLD`` (page_size 10) by ``--destination
+    postgres``, built once per test run: PostgreSQL copies it into each test that starts from there."""
+    from unpod_runs.pipeline.load import run_load
+
+    name = "night_one_postgres"
+    url = _postgres_database(postgres_server, name)
+    root = tmp_path_factory.mktemp("night_one_postgres")
+    served = World(**DEFAULT_WORLD)
+    with SandboxServer(served) as server, pytest.MonkeyPatch.context() as monkeypatch:
+        point_dlt_at(make_env(root, served, server, page_size="10"), monkeypatch)
+        monkeypatch.setenv("DESTINATION__POSTGRES__CREDENTIALS", url)
+        summary = run_load(root / "unpod_runs.duckdb", destination="postgres")
+    assert summary.exit_code == 0, summary.render() + "\n" + summary.check_problems
+    return name
+
+
+@pytest.fixture
+def postgres_after_night_one(postgres_server, postgres_night_one: str, request: pytest.FixtureRequest) -> str:
+    """A database of its own for each test, holding the first load of ``DEFAULT_WORLD`` (a copy of the template).
+    Its dlt state names the template's pipeline: for tests that read and build on it, not for a next load."""
+    return _postgres_database(postgres_server, _test_database_name(request), template=postgres_night_one)
 
 
 @pytest.fixture
