@@ -55,6 +55,30 @@ def make_env(tmp_path: Path, world: World, server: SandboxServer, **settings: st
     return env
 
 
+# The files of the longest tests (each of their loads into another engine is a process of its own, and long).
+LONGEST = {"test_engines.py"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The longest tests first on every worker, dealt out evenly: the run ends with short tests the workers share,
+    not with one worker alone in a long one. (pytest-xdist's worksteal hands each worker a run of the list, sized
+    as below, and lets an idle worker take the end of another's.)"""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    # DuckLake's loads are the longest of all: dealt first, so that each worker gets its share of them.
+    longest = sorted((item for item in items if item.path.name in LONGEST), key=lambda item: "ducklake" not in item.name)
+    others = [item for item in items if item.path.name not in LONGEST]
+    ordered: list[pytest.Item] = []
+    left = len(items)
+    for worker in range(workers):
+        share = left // (workers - worker)
+        left -= share
+        dealt = longest[worker::workers]
+        filled = max(0, share - len(dealt))
+        ordered += dealt + others[:filled]
+        others = others[filled:]
+    items[:] = ordered + others
+
+
 # The world of `load_env`: an empty space, a space of one run, and one of several pages (page_size 10).
 DEFAULT_WORLD = {"seed": 11, "spaces": 3, "runs": [0, 1, 57]}
 
@@ -68,9 +92,19 @@ def postgres_server():
     """
     import pgserver
 
+    import psycopg2
+
     folder = Path(tempfile.mkdtemp(prefix="unpod-runs-postgres-"))
     folder.chmod(0o755)
     server = pgserver.get_server(folder / "data", cleanup_mode="stop")
+    # A crash of the machine is no test's subject: commits need not wait for the disk.
+    admin = psycopg2.connect(dbname="postgres", user="postgres", host=str(server.get_postmaster_info().socket_dir))
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        for setting in ("fsync", "synchronous_commit", "full_page_writes"):
+            cursor.execute(f"alter system set {setting} = off")
+        cursor.execute("select pg_reload_conf()")
+    admin.close()
     yield server
     server.cleanup()
     shutil.rmtree(folder, ignore_errors=True)
