@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
@@ -200,7 +201,6 @@ class NightOne:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self._built: dict[str, Path] = {}
 
     def copy_into(self, db: Path, dlt_dir: Path, world: dict, **settings: str) -> None:
         assert db.name == self.DB_NAME, f"a template is copied as {self.DB_NAME}"
@@ -212,22 +212,30 @@ class NightOne:
         from unpod_runs.pipeline.load import run_load
 
         key = repr((sorted(world.items()), sorted(settings.items())))
-        if key not in self._built:
-            root = self.root / f"template_{len(self._built)}"
-            (root / "data").mkdir(parents=True)
-            served = World(**world)
-            with SandboxServer(served) as server, pytest.MonkeyPatch.context() as monkeypatch:
-                point_dlt_at(make_env(root, served, server, **settings), monkeypatch)
-                db = root / "data" / self.DB_NAME
-                summary = run_load(db, report_path=db.with_name("report.html"))  # as `unpod-runs load` does
-            assert summary.exit_code == 0, summary.render()
-            self._built[key] = root
-        return self._built[key]
+        root = self.root / f"template_{hashlib.sha1(key.encode()).hexdigest()[:12]}"
+        built = root / "built"
+        with open(root.with_name(root.name + ".lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # another worker may be building it: wait for it, then copy
+            if not built.exists():
+                shutil.rmtree(root, ignore_errors=True)  # left half-built by a worker that failed
+                (root / "data").mkdir(parents=True)
+                served = World(**world)
+                with SandboxServer(served) as server, pytest.MonkeyPatch.context() as monkeypatch:
+                    point_dlt_at(make_env(root, served, server, **settings), monkeypatch)
+                    db = root / "data" / self.DB_NAME
+                    summary = run_load(db, report_path=db.with_name("report.html"))  # as `unpod-runs load` does
+                assert summary.exit_code == 0, summary.render()
+                built.touch()
+        return root
 
 
 @pytest.fixture(scope="session")
-def night_one(tmp_path_factory: pytest.TempPathFactory) -> NightOne:
-    return NightOne(tmp_path_factory.mktemp("night_one"))
+def night_one(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> NightOne:
+    """One set of templates for the whole run: the workers of pytest-xdist share their base folder's parent."""
+    base = tmp_path_factory.getbasetemp()
+    root = (base if worker_id == "master" else base.parent) / "night_one"
+    root.mkdir(exist_ok=True)
+    return NightOne(root)
 
 
 @pytest.fixture
