@@ -92,7 +92,6 @@ def postgres_server():
     its data folder through every parent (pytest's are private to the user who runs the tests).
     """
     import pgserver
-
     import psycopg2
 
     folder = Path(tempfile.mkdtemp(prefix="unpod-runs-postgres-"))
