@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
@@ -55,6 +56,30 @@ def make_env(tmp_path: Path, world: World, server: SandboxServer, **settings: st
     return env
 
 
+# The files of the longest tests (each of their loads into another engine is a process of its own, and long).
+LONGEST = {"test_engines.py"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The longest tests first on every worker, dealt out evenly: the run ends with short tests the workers share,
+    not with one worker alone in a long one. (pytest-xdist's worksteal hands each worker a run of the list, sized
+    as below, and lets an idle worker take the end of another's.)"""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    # DuckLake's loads are the longest of all: dealt first, so that each worker gets its share of them.
+    longest = sorted((item for item in items if item.path.name in LONGEST), key=lambda item: "ducklake" not in item.name)
+    others = [item for item in items if item.path.name not in LONGEST]
+    ordered: list[pytest.Item] = []
+    left = len(items)
+    for worker in range(workers):
+        share = left // (workers - worker)
+        left -= share
+        dealt = longest[worker::workers]
+        filled = max(0, share - len(dealt))
+        ordered += dealt + others[:filled]
+        others = others[filled:]
+    items[:] = ordered + others
+
+
 # The world of `load_env`: an empty space, a space of one run, and one of several pages (page_size 10).
 DEFAULT_WORLD = {"seed": 11, "spaces": 3, "runs": [0, 1, 57]}
 
@@ -67,29 +92,72 @@ def postgres_server():
     its data folder through every parent (pytest's are private to the user who runs the tests).
     """
     import pgserver
+    import psycopg2
 
     folder = Path(tempfile.mkdtemp(prefix="unpod-runs-postgres-"))
     folder.chmod(0o755)
     server = pgserver.get_server(folder / "data", cleanup_mode="stop")
+    # A crash of the machine is no test's subject: commits need not wait for the disk.
+    admin = psycopg2.connect(dbname="postgres", user="postgres", host=str(server.get_postmaster_info().socket_dir))
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        for setting in ("fsync", "synchronous_commit", "full_page_writes"):
+            cursor.execute(f"alter system set {setting} = off")
+        cursor.execute("select pg_reload_conf()")
+    admin.close()
     yield server
     server.cleanup()
     shutil.rmtree(folder, ignore_errors=True)
 
 
-@pytest.fixture
-def postgres_url(postgres_server, request: pytest.FixtureRequest) -> str:
-    """A database of its own for each test, as dlt's connection string (a socket folder is given as ``host``)."""
+def _postgres_database(server, name: str, template: str | None = None) -> str:
+    """A new database ``name`` (a copy of ``template`` when given), as dlt's connection string (a socket folder is
+    given as ``host``)."""
     import psycopg2
 
-    name = "test_" + hashlib.sha1(request.node.nodeid.encode()).hexdigest()[:16]
-    socket = postgres_server.get_postmaster_info().socket_dir
+    socket = server.get_postmaster_info().socket_dir
     admin = psycopg2.connect(dbname="postgres", user="postgres", host=str(socket))
     admin.autocommit = True
     with admin.cursor() as cursor:
         cursor.execute(f"drop database if exists {name} with (force)")
-        cursor.execute(f"create database {name}")
+        cursor.execute(f"create database {name}" + (f" template {template}" if template else ""))
     admin.close()
     return f"postgresql://postgres:@localhost/{name}?host={socket}"
+
+
+def _test_database_name(request: pytest.FixtureRequest) -> str:
+    return "test_" + hashlib.sha1(request.node.nodeid.encode()).hexdigest()[:16]
+
+
+@pytest.fixture
+def postgres_url(postgres_server, request: pytest.FixtureRequest) -> str:
+    """A database of its own for each test."""
+    return _postgres_database(postgres_server, _test_database_name(request))
+
+
+@pytest.fixture(scope="session")
+def postgres_night_one(postgres_server, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The name of a database holding the first load of ``DEFAULT_WORLD`` (page_size 10) by ``--destination
+    postgres``, built once per test run: PostgreSQL copies it into each test that starts from there."""
+    from unpod_runs.pipeline.load import run_load
+
+    name = "night_one_postgres"
+    url = _postgres_database(postgres_server, name)
+    root = tmp_path_factory.mktemp("night_one_postgres")
+    served = World(**DEFAULT_WORLD)
+    with SandboxServer(served) as server, pytest.MonkeyPatch.context() as monkeypatch:
+        point_dlt_at(make_env(root, served, server, page_size="10"), monkeypatch)
+        monkeypatch.setenv("DESTINATION__POSTGRES__CREDENTIALS", url)
+        summary = run_load(root / "unpod_runs.duckdb", destination="postgres")
+    assert summary.exit_code == 0, summary.render() + "\n" + summary.check_problems
+    return name
+
+
+@pytest.fixture
+def postgres_after_night_one(postgres_server, postgres_night_one: str, request: pytest.FixtureRequest) -> str:
+    """A database of its own for each test, holding the first load of ``DEFAULT_WORLD`` (a copy of the template).
+    Its dlt state names the template's pipeline: for tests that read and build on it, not for a next load."""
+    return _postgres_database(postgres_server, _test_database_name(request), template=postgres_night_one)
 
 
 @pytest.fixture
@@ -103,7 +171,7 @@ def server(world: World):
         yield running
 
 
-def _point_dlt_at(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+def point_dlt_at(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
     for key in list(os.environ):
         if key.startswith(("SOURCES__", "DLT_")):
             monkeypatch.delenv(key)
@@ -116,7 +184,7 @@ def _point_dlt_at(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
 def load_env(tmp_path: Path, world: World, server: SandboxServer, monkeypatch: pytest.MonkeyPatch) -> LoadEnv:
     """In-process loads read dlt's configuration from the environment, restored after the test."""
     env = make_env(tmp_path, world, server, page_size="10")
-    _point_dlt_at(env, monkeypatch)
+    point_dlt_at(env, monkeypatch)
     data = tmp_path / "data"
     data.mkdir()
     return LoadEnv(db=data / "unpod_runs.duckdb", env=env, world=world, server=server)
@@ -132,7 +200,6 @@ class NightOne:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self._built: dict[str, Path] = {}
 
     def copy_into(self, db: Path, dlt_dir: Path, world: dict, **settings: str) -> None:
         assert db.name == self.DB_NAME, f"a template is copied as {self.DB_NAME}"
@@ -144,22 +211,30 @@ class NightOne:
         from unpod_runs.pipeline.load import run_load
 
         key = repr((sorted(world.items()), sorted(settings.items())))
-        if key not in self._built:
-            root = self.root / f"template_{len(self._built)}"
-            (root / "data").mkdir(parents=True)
-            served = World(**world)
-            with SandboxServer(served) as server, pytest.MonkeyPatch.context() as monkeypatch:
-                _point_dlt_at(make_env(root, served, server, **settings), monkeypatch)
-                db = root / "data" / self.DB_NAME
-                summary = run_load(db, report_path=db.with_name("report.html"))  # as `unpod-runs load` does
-            assert summary.exit_code == 0, summary.render()
-            self._built[key] = root
-        return self._built[key]
+        root = self.root / f"template_{hashlib.sha1(key.encode()).hexdigest()[:12]}"
+        built = root / "built"
+        with open(root.with_name(root.name + ".lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # another worker may be building it: wait for it, then copy
+            if not built.exists():
+                shutil.rmtree(root, ignore_errors=True)  # left half-built by a worker that failed
+                (root / "data").mkdir(parents=True)
+                served = World(**world)
+                with SandboxServer(served) as server, pytest.MonkeyPatch.context() as monkeypatch:
+                    point_dlt_at(make_env(root, served, server, **settings), monkeypatch)
+                    db = root / "data" / self.DB_NAME
+                    summary = run_load(db, report_path=db.with_name("report.html"))  # as `unpod-runs load` does
+                assert summary.exit_code == 0, summary.render()
+                built.touch()
+        return root
 
 
 @pytest.fixture(scope="session")
-def night_one(tmp_path_factory: pytest.TempPathFactory) -> NightOne:
-    return NightOne(tmp_path_factory.mktemp("night_one"))
+def night_one(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> NightOne:
+    """One set of templates for the whole run: the workers of pytest-xdist share their base folder's parent."""
+    base = tmp_path_factory.getbasetemp()
+    root = (base if worker_id == "master" else base.parent) / "night_one"
+    root.mkdir(exist_ok=True)
+    return NightOne(root)
 
 
 @pytest.fixture

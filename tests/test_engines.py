@@ -2,7 +2,9 @@
 
 Each test loads the same sandbox world into the DuckDB file (the oracle, itself checked against the world's truth)
 and into the other engine in the same night (the sandbox's clock moves only with ``advance``, so both see the same
-answers and the same ``Date``), then compares ``unpod.runs`` and every ``analytics`` relation, row for row.
+answers and the same ``Date``), then compares ``unpod.runs`` and every ``analytics`` relation, row for row. The
+engine's loads are ``unpod-runs load`` processes; the oracle's run in the test's process, its first night of the
+default world copied from the night-one template.
 """
 
 from __future__ import annotations
@@ -22,12 +24,12 @@ import duckdb
 import psycopg2
 import pytest
 
-from conftest import REPO, assert_matches_truth, make_env
+from conftest import DEFAULT_WORLD, REPO, NightOne, assert_matches_truth, make_env, point_dlt_at
 from test_nightly_job import HoldingSandbox, finish
 from unpod_runs.analytics.models import SQL_DIR, build_models
 from unpod_runs.analytics.portable import table_columns
 from unpod_runs.pipeline.engines import Engine, EngineConfigError, for_destination
-from unpod_runs.pipeline.load import KILL_AT_PHASE_ENV
+from unpod_runs.pipeline.load import KILL_AT_PHASE_ENV, run_load
 from unpod_runs.sandbox.server import FAULT_KINDS, FaultPlan, SandboxServer
 from unpod_runs.sandbox.world import World
 
@@ -47,29 +49,44 @@ class Nights:
     """One world served on loopback, loaded every night into the DuckDB file and into the engine under test."""
 
     def __init__(self, tmp_path: Path, world: World, server: SandboxServer, destination: str, engine_env: dict,
-                 monkeypatch: pytest.MonkeyPatch):
-        for key, value in engine_env.items():  # this process reads the engine too
-            monkeypatch.setenv(key, value)
+                 monkeypatch: pytest.MonkeyPatch, night_one: NightOne | None = None):
+        """``night_one``: the world is ``DEFAULT_WORLD``, and the file's first night is copied from its template."""
         self.world, self.server, self.destination = world, server, destination
         (tmp_path / "file").mkdir()
         (tmp_path / "engine").mkdir()
         self.file_db = tmp_path / "file" / "unpod_runs.duckdb"
         self.engine_db = tmp_path / "engine" / "unpod_runs.duckdb"
         self.env = {**make_env(tmp_path, world, server, page_size="10"), **engine_env}
+        self._night_one = night_one
+        # This process loads the file and reads the engine: it reads the same settings as the engine's loads.
+        point_dlt_at(self.env, monkeypatch)
+        for key, value in engine_env.items():
+            monkeypatch.setenv(key, value)
 
-    def load(self, target: str, extra_env: dict | None = None, *options: str) -> subprocess.Popen:
-        db, destination = (self.file_db, "duckdb") if target == "file" else (self.engine_db, self.destination)
+    def load_engine(self, extra_env: dict | None = None, *options: str) -> subprocess.Popen:
+        """The engine's load, as the scheduler runs it: ``unpod-runs load`` in its own process."""
         return subprocess.Popen(
-            [sys.executable, "-m", "unpod_runs.cli", "load", *options, "--db", str(db), "--destination", destination],
-            env={**self.env, **(extra_env or {})}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            cwd=db.parent,
+            [sys.executable, "-m", "unpod_runs.cli", "load", *options, "--db", str(self.engine_db), "--destination",
+             self.destination], env={**self.env, **(extra_env or {})}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True, cwd=self.engine_db.parent,
         )
+
+    def load_file(self, full_scan: bool = False) -> None:
+        """The oracle's load, in this process: the file's loads are not what these tests are about (the engine's
+        are, each in its own process); the first of them from the template when there is one."""
+        if self._night_one is not None:
+            self._night_one.copy_into(self.file_db, Path(self.env["DLT_DATA_DIR"]), DEFAULT_WORLD, page_size="10")
+            self._night_one = None
+            return
+        summary = run_load(self.file_db, full_scan=full_scan, report_path=self.file_db.with_name("report.html"))
+        kind = "full scan" if full_scan else "nightly"
+        assert summary.exit_code == 0 and f"unpod-runs load: {kind}" in summary.render(), summary.render()
 
     def night(self) -> None:
         """Load tonight into both, each load exiting 0."""
-        for target in ("file", "engine"):
-            stdout, stderr = self.load(target).communicate(timeout=300)
-            assert "unpod-runs load: nightly" in stdout, (target, stderr)
+        self.load_file()
+        stdout, stderr = self.load_engine().communicate(timeout=300)
+        assert "unpod-runs load: nightly" in stdout, ("engine", stderr)
 
     def engine(self) -> Engine:
         return for_destination(self.destination, self.engine_db)
@@ -166,10 +183,11 @@ def engine_env(destination: str, request: pytest.FixtureRequest) -> dict:
 
 
 @pytest.fixture
-def nights(tmp_path: Path, destination: str, engine_env: dict, monkeypatch: pytest.MonkeyPatch):
-    world = World(seed=11, spaces=3, runs=[0, 1, 57])
+def nights(tmp_path: Path, destination: str, engine_env: dict, monkeypatch: pytest.MonkeyPatch, night_one: NightOne):
+    """Every test of it starts with ``nights.night()``: the file's first night comes from the template."""
+    world = World(**DEFAULT_WORLD)
     with SandboxServer(world) as server:
-        yield Nights(tmp_path, world, server, destination, engine_env, monkeypatch)
+        yield Nights(tmp_path, world, server, destination, engine_env, monkeypatch, night_one)
 
 
 def test_two_nights_with_silent_finishes_and_a_new_space_of_old_runs(nights: Nights):
@@ -205,12 +223,12 @@ def test_two_nights_with_silent_finishes_and_a_new_space_of_old_runs(nights: Nig
 def test_a_killed_load_loses_nothing_and_the_next_completes_it(nights: Nights, phase: str):
     nights.night()
     nights.world.advance(hours=24, seed=2)
-    killed = nights.load("engine", {KILL_AT_PHASE_ENV: phase})
+    killed = nights.load_engine({KILL_AT_PHASE_ENV: phase})
     stderr = killed.communicate(timeout=300)[1]
     assert f"event=phase name={phase}" in stderr
     assert killed.returncode == -signal.SIGKILL
     # The file loads this night in one go; the engine gets it from the load after the kill, with the next night.
-    nights.load("file").communicate(timeout=300)
+    nights.load_file()
     nights.world.advance(hours=24, seed=3)
 
     nights.night()
@@ -222,8 +240,8 @@ def test_a_full_scan_marks_a_run_the_api_stopped_listing(nights: Nights):
     nights.night()
     gone = next(iter(nights.world.truth()))
     nights.world.delete_run(gone)
-    for target in ("file", "engine"):
-        nights.load(target, {}, "--full-scan").communicate(timeout=300)
+    nights.load_file(full_scan=True)
+    nights.load_engine({}, "--full-scan").communicate(timeout=300)
 
     nights.assert_same_as_the_file()
     with nights.engine().reader() as reader:
@@ -253,7 +271,7 @@ def test_a_reader_attached_during_a_load_sees_the_last_committed_night(nights: N
         (night_one, total), = reader.execute(query).fetchall()
         assert night_one == total
         nights.world.advance(hours=24, seed=12, new_runs=30)
-        load = nights.load("engine")
+        load = nights.load_engine()
         seen = set()
         while load.poll() is None:
             (runs, total), = reader.execute(query).fetchall()
@@ -263,12 +281,12 @@ def test_a_reader_attached_during_a_load_sees_the_last_committed_night(nights: N
         (runs, total), = reader.execute(query).fetchall()
     assert load.returncode == 0, load.stderr.read()
     assert seen <= {night_one, runs} and runs == night_one + 30
-    nights.load("file").communicate(timeout=300)
+    nights.load_file()
     nights.assert_same_as_the_file()
 
 
 def test_a_postgresql_reader_keeps_its_snapshot_across_builds_whose_model_files_changed(
-    tmp_path: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch, night_one: NightOne
 ):
     """A reader whose transaction began before a build sees last night's rows in every relation after it commits,
     though the model files changed: the build reshaped its tables in place (columns dropped, added, retyped) and
@@ -278,10 +296,10 @@ def test_a_postgresql_reader_keeps_its_snapshot_across_builds_whose_model_files_
     waits for: this one reads, before the builds, only a table whose shape stays.
     """
     before, after = _changed_model_folders(tmp_path)
-    world = World(seed=11, spaces=3, runs=[0, 1, 57])
+    world = World(**DEFAULT_WORLD)
     with SandboxServer(world) as server:
         nights = Nights(tmp_path, world, server, "postgres", {"DESTINATION__POSTGRES__CREDENTIALS": postgres_url},
-                        monkeypatch)
+                        monkeypatch, night_one)
         nights.night()
         with nights.engine().writer() as con:
             build_models(con, sql_dir=before)  # adds a view over a column that the build below drops
@@ -369,12 +387,13 @@ def _projected(rows: list[tuple], columns: dict[str, int], names: list[str]) -> 
                   key=lambda row: tuple(_sort_key(value) for value in row))
 
 
-def test_ducklake_with_a_postgresql_catalog(tmp_path: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch):
-    world = World(seed=11, spaces=3, runs=[0, 1, 57])
+def test_ducklake_with_a_postgresql_catalog(tmp_path: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch,
+                                           night_one: NightOne):
+    world = World(**DEFAULT_WORLD)
     env = {"DESTINATION__DUCKLAKE__CREDENTIALS__CATALOG": postgres_url,
            "DESTINATION__DUCKLAKE__CREDENTIALS__STORAGE__BUCKET_URL": str(tmp_path / "lake-data")}
     with SandboxServer(world) as server:
-        nights = Nights(tmp_path, world, server, "ducklake", env, monkeypatch)
+        nights = Nights(tmp_path, world, server, "ducklake", env, monkeypatch, night_one)
         nights.night()
         world.advance(hours=24, seed=12)
         nights.night()

@@ -14,16 +14,13 @@ from conftest import LoadEnv
 from unpod_runs.analytics.checks import load_checks, run_checks
 from unpod_runs.pipeline.engines import PostgresEngine
 from unpod_runs.analytics.portable import native_sql, table_columns
-from unpod_runs.pipeline.load import run_load
 from unpod_runs.analytics.models import SCHEMA, SQL_DIR, ModelBuildError, build_models, load_models
 
 
 @pytest.fixture
-def postgres(load_env: LoadEnv, postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> PostgresEngine:
-    """A PostgreSQL holding one night of the sandbox's world, loaded by the product."""
-    monkeypatch.setenv("DESTINATION__POSTGRES__CREDENTIALS", postgres_url)
-    summary = run_load(load_env.db, destination="postgres")
-    assert summary.exit_code == 0, summary.render() + "\n" + summary.check_problems
+def postgres(load_env: LoadEnv, postgres_after_night_one: str, monkeypatch: pytest.MonkeyPatch) -> PostgresEngine:
+    """A PostgreSQL holding one night of the sandbox's world, loaded by the product (copied from a template)."""
+    monkeypatch.setenv("DESTINATION__POSTGRES__CREDENTIALS", postgres_after_night_one)
     return PostgresEngine(load_env.db)
 
 
