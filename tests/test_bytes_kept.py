@@ -25,17 +25,20 @@ def test_quiet_nights_keep_the_same_bytes_and_prune_what_dlt_would_keep(load_env
     workspace = Workspace.for_db(load_env.db)
     dlt_dir = tmp_path / "dlt"
     kept = []
-    for night in range(8):
+    for night in range(10):
         if night:  # the first night is the template's
             load_env.world.advance(hours=24, new_runs=1, finish_fraction=0.2)
             summary = run_load(load_env.db)
             assert summary.exit_code == 0, summary.render()
         kept.append(bytes_under(load_env.db) + bytes_under(workspace.work_dir) + bytes_under(dlt_dir))
 
-    # DuckDB reuses the blocks that a night frees: after the first nights the files stop growing; two files
-    # that each take or give back a 256 KiB block make the total swing by 512 KiB.
-    assert all(after - before <= 1 * MIB for before, after in zip(kept[2:], kept[3:])), kept
-    assert kept[-1] - kept[2] <= 1 * MIB, kept
+    # DuckDB reuses the blocks that a night frees, but which night reuses them depends on how its threads wrote the
+    # night's rows: a copy can take a few 256 KiB blocks one night and give them back the next (two or four in a
+    # suite run beside other tests). What must not happen is a size that keeps rising: the swing stays bounded and
+    # the last nights are no bigger than the first ones.
+    steady = kept[2:]
+    assert max(steady) - min(steady) <= 2 * MIB, kept
+    assert min(steady[-3:]) <= min(steady[:3]) + MIB // 2, kept
     with duckdb.connect(str(load_env.db), read_only=True) as con:
         states = con.execute("select count(*) from unpod._dlt_pipeline_state").fetchone()[0]
         staged = con.execute(
