@@ -15,7 +15,7 @@ from unpod_runs.analytics.models import load_models
 from unpod_runs.pipeline.load import run_load
 from unpod_runs.pipeline.outcomes import EXIT_CODES, EXIT_OK
 from unpod_runs.pipeline.records import RUNS_SCHEMA
-from unpod_runs.statuses import FAILED_STATUS, KNOWN_STATUSES, TERMINAL_STATUSES
+from unpod_runs.statuses import FAILED_STATUS, KNOWN_STATUSES, OPEN_STATUSES, PHASES, TERMINAL_STATUSES
 from unpod_runs.pipeline.workspace import PublishFailed
 
 
@@ -23,12 +23,16 @@ def model_query(name: str) -> str:
     return next(model.query for model in load_models() if model.name == name)
 
 
-def test_the_sql_status_list_is_the_python_one():
+def test_the_sql_status_list_and_phases_are_the_python_ones():
     with duckdb.connect() as con:
-        rows = con.execute(f"select status, is_terminal, is_failed from ({model_query('stg_known_statuses')})").fetchall()
-    assert sorted(status for status, _, _ in rows) == sorted(KNOWN_STATUSES)
-    assert sorted(status for status, terminal, _ in rows if terminal) == sorted(TERMINAL_STATUSES)
-    assert [status for status, _, failed in rows if failed] == [FAILED_STATUS]
+        rows = con.execute(
+            f"select status, is_terminal, is_failed, phase from ({model_query('stg_known_statuses')})"
+        ).fetchall()
+    assert sorted(status for status, _, _, _ in rows) == sorted(KNOWN_STATUSES)
+    assert sorted(status for status, terminal, _, _ in rows if terminal) == sorted(TERMINAL_STATUSES)
+    assert [status for status, _, failed, _ in rows if failed] == [FAILED_STATUS]
+    assert {status: phase for status, _, _, phase in rows if phase is not None} == PHASES
+    assert set(PHASES) == set(OPEN_STATUSES)
 
 
 def test_the_staging_contract_of_runs_is_the_run_schema():

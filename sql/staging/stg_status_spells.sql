@@ -13,7 +13,7 @@
 --   collection_ref: the collection the run processes; NULL when the API omitted it.
 --   spell_number: 1 for the run's first status a load saw, counting up at each change of status.
 --   status: the open status of the spell (unknown and NULL statuses included).
---   phase: queued (pending, scheduled), running (running, in_progress), held (hold), other (any other status).
+--   phase: queued, running or held, as analytics.stg_known_statuses says of the status; other for any other status.
 --   entered_after: last_seen_at of the run's previous spell; created for its first: it entered the status after this.
 --   entered_by: first_seen_at of the spell's first version: it was in the status by then.
 --   left_after: last_seen_at of the spell's last version: it was still in the status then.
@@ -56,7 +56,8 @@ versions as not materialized (
         cast(source_history.modified as timestamptz) as modified,
         cast(source_history.first_seen_at as timestamptz) as first_seen_at,
         cast(source_history.last_seen_at as timestamptz) as last_seen_at,
-        coalesce(known_statuses.is_terminal, false) as is_terminal
+        coalesce(known_statuses.is_terminal, false) as is_terminal,
+        coalesce(known_statuses.phase, 'other') as phase
     from source_history
     left join known_statuses on known_statuses.status = cast(source_history.status as varchar)
     where source_history.run_id is not null
@@ -98,6 +99,7 @@ spells as (
         numbered.run_id,
         numbered.spell_number,
         min(numbered.status) as status,
+        min(numbered.phase) as phase,
         bool_and(numbered.is_terminal) as is_terminal,
         min(numbered.first_seen_at) as entered_by,
         max(numbered.last_seen_at) as left_after
@@ -120,12 +122,7 @@ final as (
         runs.collection_ref,
         bounded.spell_number,
         bounded.status,
-        case
-            when bounded.status in ('pending', 'scheduled') then 'queued'
-            when bounded.status in ('running', 'in_progress') then 'running'
-            when bounded.status = 'hold' then 'held'
-            else 'other'
-        end as phase,
+        bounded.phase,
         coalesce(bounded.previous_left_after, runs.created) as entered_after,
         bounded.entered_by,
         bounded.left_after,
