@@ -11,7 +11,6 @@ KNOWN_STATUSES = OPEN_STATUSES + TERMINAL_STATUSES
 # What an open status says a run is doing: waiting to start, running, or held. An open status not listed (an unknown
 # one, or none) is in phase "other".
 PHASES = {"pending": "queued", "scheduled": "queued", "running": "running", "in_progress": "running", "hold": "held"}
-OTHER_PHASE = "other"
 
 
 def sql_list(statuses: tuple[str, ...]) -> str:
