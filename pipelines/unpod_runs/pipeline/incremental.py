@@ -208,6 +208,7 @@ class SpaceReader:
         self.now = now
         self.request_cost = max(0, request_cost)
         self.requests_in_flight = requests_in_flight
+        self.window_pool: ThreadPoolExecutor | None = None  # while read() runs, with more than one request in flight
         previous = previous_open if previous_open is not None else empty_open_runs()
         if "slack" not in previous.column_names:
             previous = previous.append_column("slack", pa.array([0] * previous.num_rows, pa.int64()))
@@ -251,10 +252,16 @@ class SpaceReader:
     # The night
 
     def read(self) -> SpaceResult:
-        if self.full_pass:
-            self._read_everything()
-        else:
-            self._read_changes()
+        # One pool of request threads for the whole read: its threads start once, not again for every round.
+        with ThreadPoolExecutor(max(1, self.requests_in_flight), thread_name_prefix="unpod-window") as pool:
+            self.window_pool = pool if self.requests_in_flight > 1 else None
+            try:
+                if self.full_pass:
+                    self._read_everything()
+                else:
+                    self._read_changes()
+            finally:
+                self.window_pool = None
         return self._result()
 
     def _read_changes(self) -> None:
@@ -369,9 +376,8 @@ class SpaceReader:
         overlap), and their runs taken as one table (a response of one run costs as much to convert as a hundred)."""
         if not windows:
             return
-        if len(windows) > 1 and self.requests_in_flight > 1:
-            with ThreadPoolExecutor(self.requests_in_flight, thread_name_prefix="unpod-window") as pool:
-                responses = list(pool.map(self._request, windows))
+        if len(windows) > 1 and self.window_pool is not None:
+            responses = list(self.window_pool.map(self._request, windows))
         else:
             responses = [self._request(window) for window in windows]
         items: list = []
