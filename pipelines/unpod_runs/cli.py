@@ -115,6 +115,10 @@ def cmd_load(args: argparse.Namespace) -> int:
     from unpod_runs.pipeline.outcomes import EXIT_CONFIG, EXIT_LOCKED, EXIT_SPACES_FAILED
     from unpod_runs.pipeline.workspace import LockBusy, PublishFailed
 
+    # The modules just imported (dlt, pyarrow, DuckDB) live until the process exits: frozen, they stay out of the
+    # garbage collector's full passes during the night (measured at 400k runs: 0.15 s of collection a quiet night
+    # against 0.31 to 0.36 s).
+    gc.freeze()
     report = args.report or args.db.with_name("report.html")
     try:
         summary = run_load(args.db, args.space, args.full_scan, report, args.allow_insecure_http, args.destination)
