@@ -76,6 +76,7 @@ def set_up(db: Path, runs: int, dlt_dir: Path) -> float:
         })
         run_load(db)
     workspace = Workspace.for_db(db)
+    workspace.prepare()  # the working copy, seeded from the file the load published
     with duckdb.connect(str(workspace.work_db)) as con:
         (loaded,) = con.execute("select count(*) from unpod.runs").fetchone()
         # Copies of the loaded runs, each shifted back by whole days over two years; most open copies finished.
@@ -116,6 +117,7 @@ def quiet_night(db: Path) -> dict:
                                 (report, "write_report", "report")):
         setattr(module, name, _timed(getattr(module, name), label, steps))
     workspace = Workspace.for_db(db)
+    _timed(workspace.prepare, "seed", steps)()  # as a load seeds its working copy from the published file
     with duckdb.connect(str(workspace.work_db)) as con:
         (latest,) = con.execute("select max(_dlt_load_id) from unpod.runs").fetchone()
         load_id = f"{int(float(latest)) + 86_400}.5"

@@ -31,6 +31,7 @@ def test_quiet_nights_keep_the_same_bytes_and_prune_what_dlt_would_keep(load_env
             summary = run_load(load_env.db)
             assert summary.exit_code == 0, summary.render()
         kept.append(bytes_under(load_env.db) + bytes_under(workspace.work_dir) + bytes_under(dlt_dir))
+        assert not workspace.work_db.exists(), "a second copy of the database is kept between loads"
 
     # DuckDB reuses the blocks that a night frees, but which night reuses them depends on how its threads wrote the
     # night's rows: a copy can take a few 256 KiB blocks one night and give them back the next (two or more in a

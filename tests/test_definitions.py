@@ -16,7 +16,7 @@ from unpod_runs.pipeline.load import run_load
 from unpod_runs.pipeline.outcomes import EXIT_CODES, EXIT_OK
 from unpod_runs.pipeline.records import RUNS_SCHEMA
 from unpod_runs.statuses import FAILED_STATUS, KNOWN_STATUSES, OPEN_STATUSES, PHASES, TERMINAL_STATUSES
-from unpod_runs.pipeline.workspace import PublishFailed
+from unpod_runs.pipeline.workspace import PublishFailed, Workspace
 
 
 def model_query(name: str) -> str:
@@ -57,6 +57,7 @@ def test_the_exit_codes_are_documented_as_the_command_defines_them():
 @pytest.mark.usefixtures("after_night_one")
 def test_a_load_whose_publish_failed_is_not_ok_in_the_history_it_publishes_later(load_env: LoadEnv):
     published = load_env.db.read_bytes()
+    Workspace.for_db(load_env.db).prepare()  # a working copy to load into, as a night that did not publish leaves it
     load_env.db.unlink()
     load_env.db.mkdir()  # a rename cannot replace a directory
     with pytest.raises(PublishFailed):

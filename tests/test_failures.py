@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 import subprocess
 import sys
@@ -19,6 +20,7 @@ import pytest
 from conftest import REPO, LoadEnv, assert_matches_truth, make_env
 from unpod_runs.api.client import ConfigError, RequestFailed, SpaceError, UnpodClient
 from unpod_runs.pipeline.load import run_load
+from unpod_runs.pipeline.workspace import Workspace
 from unpod_runs.sandbox.server import FAULT_KINDS, FaultPlan, SandboxServer
 from unpod_runs.sandbox.world import World
 
@@ -353,7 +355,9 @@ def test_a_failed_publish_leaves_no_copy_and_no_report_of_unpublished_data(load_
     report = load_env.db.with_name("report.html")
     last_night = report.read_text()
     published = load_env.db.read_bytes()
-    # The published file turns into something a rename cannot replace.
+    # A working copy is there (as a night that did not publish leaves it), and the published file turns into
+    # something a rename cannot replace.
+    Workspace.for_db(load_env.db).prepare()
     load_env.db.unlink()
     load_env.db.mkdir()
     (load_env.db / "keep").write_bytes(published)
@@ -367,6 +371,23 @@ def test_a_failed_publish_leaves_no_copy_and_no_report_of_unpublished_data(load_
     leftovers = [path.name for path in load_env.db.parent.iterdir() if ".publish-" in path.name or "pending" in path.name]
     assert leftovers == []
     assert report.read_text() == last_night
+
+
+@pytest.mark.usefixtures("after_night_one")
+def test_a_published_file_that_cannot_be_copied_fails_the_night_before_it_reads_anything(load_env: LoadEnv):
+    published = load_env.db.read_bytes()
+    load_env.db.unlink()
+    load_env.db.mkdir()  # no working copy, and nothing to seed one from
+
+    result = load_env.cli("load")
+
+    assert result.returncode == 1
+    message = result.stderr.strip().splitlines()[-1]
+    assert f"could not copy {load_env.db} into the working copy" in message and "nothing was loaded" in message
+    assert load_env.server.count() == 0
+    shutil.rmtree(load_env.db)
+    load_env.db.write_bytes(published)
+    assert load_env.cli("load").returncode == 0
 
 
 def test_a_load_that_cannot_reach_the_api_mid_night_is_named(load_env: LoadEnv):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import shutil
 
@@ -235,12 +236,15 @@ def test_open_run_found_after_deletions_move_it(load_env: LoadEnv):
     assert_matches_truth(load_env.db, world)
 
 
-def test_lost_working_copy_is_rebuilt_from_the_published_file_without_losing_a_night(load_env: LoadEnv):
+def test_lost_working_copy_is_rebuilt_from_the_published_file_without_losing_a_night(load_env: LoadEnv, caplog):
+    caplog.set_level(logging.INFO, logger="unpod_runs.pipeline.engines")
     world = load_env.world
     run_load(load_env.db)
     night_one = load_env.db.read_bytes()
     world.advance(hours=24, seed=31)
     run_load(load_env.db)
+    # Each night seeds its working copy from the file it published the night before, and keeps dlt's local state.
+    assert not [record for record in caplog.records if "dlt_state_restored" in record.msg]
     # The working copy is lost and the published file is a night behind dlt's local state.
     shutil.rmtree(Workspace.for_db(load_env.db).work_dir)
     load_env.db.write_bytes(night_one)
@@ -250,6 +254,7 @@ def test_lost_working_copy_is_rebuilt_from_the_published_file_without_losing_a_n
 
     assert summary.exit_code == 0
     assert_matches_truth(load_env.db, world)
+    assert [record for record in caplog.records if "dlt_state_restored" in record.msg]
     # The cursor came back with the published file: the night is incremental, not a full read.
     assert summary.spaces_read_in_full == 0
 
@@ -276,6 +281,7 @@ def test_a_cursor_of_the_first_format_is_moved_to_the_cursor_table(load_env: Loa
 
     world = load_env.world
     workspace = Workspace.for_db(load_env.db)
+    assert workspace.prepare() == "seeded"
     with duckdb.connect(str(workspace.work_db)) as con:
         tracked = con.execute("select run_id, space_token, rank, status, modified from unpod.run_cursor").fetchall()
         con.execute("delete from unpod.run_cursor")

@@ -113,7 +113,7 @@ def cmd_load(args: argparse.Namespace) -> int:
     from unpod_runs.api.errors import AuthError, ConfigError
     from unpod_runs.pipeline.load import LoadFailed, run_load
     from unpod_runs.pipeline.outcomes import EXIT_CONFIG, EXIT_LOCKED, EXIT_SPACES_FAILED
-    from unpod_runs.pipeline.workspace import LockBusy, PublishFailed
+    from unpod_runs.pipeline.workspace import LockBusy, PublishFailed, SeedFailed
 
     # The modules just imported (dlt, pyarrow, DuckDB) live until the process exits: frozen, they stay out of the
     # garbage collector's full passes during the night (measured at 400k runs: 0.15 s of collection a quiet night
@@ -132,6 +132,8 @@ def cmd_load(args: argparse.Namespace) -> int:
         return _fail(str(exc), EXIT_LOCKED)
     except LoadFailed as exc:
         return _fail(f"{exc}; nothing new was published, the next load retries", EXIT_SPACES_FAILED)
+    except SeedFailed as exc:
+        return _fail(f"{exc}; nothing was loaded, fix the cause and the next load retries", EXIT_SPACES_FAILED)
     except PublishFailed as exc:
         return _fail(str(exc), EXIT_SPACES_FAILED)
     print(summary.render())
@@ -158,7 +160,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     from unpod_runs.pipeline.load import build_analytics
     from unpod_runs.pipeline.outcomes import EXIT_CONFIG, EXIT_LOCKED, EXIT_SPACES_FAILED
     from unpod_runs.analytics.portable import DATABASE_ERRORS
-    from unpod_runs.pipeline.workspace import LoadLock, LockBusy, PublishFailed
+    from unpod_runs.pipeline.workspace import LoadLock, LockBusy, PublishFailed, SeedFailed
 
     try:
         engine = for_destination(args.destination, args.db)
@@ -177,6 +179,8 @@ def cmd_models(args: argparse.Namespace) -> int:
         return _fail(str(exc), 1)
     except LockBusy as exc:
         return _fail(str(exc), EXIT_LOCKED)
+    except SeedFailed as exc:
+        return _fail(f"{exc}; nothing was built", 1)
     except PublishFailed as exc:
         return _fail(str(exc), EXIT_SPACES_FAILED)
     if problems:

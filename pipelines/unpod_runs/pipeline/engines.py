@@ -141,10 +141,15 @@ class DuckDbFileEngine(Engine):
             self.writer_config = FIRST_BUILD_CONFIG
         pipeline = dlt.pipeline(pipeline_name=workspace.pipeline_name, destination=self.destination(),
                                 dataset_name=DATASET)
+        if working_copy == "seeded" and _stores_local_state(pipeline, workspace.work_db):
+            working_copy = "existing"  # the file this pipeline published last: its local state is the file's
         if working_copy != "existing":
-            # dlt's local state may be ahead of a database rebuilt from the published copy (or from nothing):
+            # dlt's local state may be ahead of a database rebuilt from an older published file (or from nothing):
             # drop it, and take the state stored in the database itself, which matches its runs. (`extract` alone
             # does not restore it: without this, the night after a lost working copy would read every page.)
+            if working_copy == "seeded":
+                log.info("event=dlt_state_restored from=%s note=%r", workspace.published,
+                         "not the database this pipeline published last")
             pipeline = pipeline.drop()
         if working_copy == "new":
             workspace.create_work_db()
@@ -174,6 +179,28 @@ class DuckDbFileEngine(Engine):
 
     def location(self) -> str:
         return str(self.db_path)
+
+
+def _stores_local_state(pipeline: dlt.Pipeline, db: Path) -> bool:
+    """Whether the newest state stored in ``db`` is dlt's local one, as dlt itself picks it (the newest completed
+    load's): then ``db`` is the database this pipeline last published, and its local folder is current."""
+    local = pipeline.state.get("_version_hash")
+    if not local:
+        return False
+    try:
+        with duckdb.connect(str(db), read_only=True, config=WRITER_CONFIG) as con:
+            stored = con.execute(
+                f"""
+                select s.version_hash from {DATASET}._dlt_pipeline_state s
+                join {DATASET}._dlt_loads l on l.load_id = s._dlt_load_id
+                where s.pipeline_name = ? and l.status = 0
+                order by l.load_id desc limit 1
+                """,
+                [pipeline.pipeline_name],
+            ).fetchone()
+    except duckdb.CatalogException:
+        return False  # no state stored yet
+    return stored is not None and stored[0] == local
 
 
 class MotherDuckEngine(Engine):

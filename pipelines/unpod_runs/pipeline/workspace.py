@@ -1,9 +1,10 @@
 """Where the writer works and how readers get its result.
 
 A DuckDB writer cannot share its file with readers in other processes, so ``load`` never writes the
-published file (``--db``). It writes a private working copy beside it, then publishes by copying that to a
-temporary file and renaming it over ``--db`` in one step. A reader that holds the old file open keeps
-reading last night's database; the next one it opens is tonight's. Never half of one.
+published file (``--db``). It seeds a private working copy beside it with a copy of the published file, writes
+there, then publishes by renaming the working copy over ``--db`` in one step. A reader that holds the old file
+open keeps reading last night's database; the next one it opens is tonight's. Never half of one. Between loads
+only the published file is kept: one copy of the database on disk, not two.
 
 The working copy is created here in a storage format that the BI tools' DuckDB engines (1.4 and newer) open. A
 file keeps the format it was created with through every later write and every copy, so the published file and a
@@ -46,20 +47,22 @@ class LockBusy(Exception):
     """Another process is writing this database."""
 
 
+class SeedFailed(Exception):
+    """The working copy could not be made from the published file: nothing was loaded."""
+
+
 class PublishFailed(Exception):
     """The working copy could not replace the published file: readers keep the previous version."""
 
 
-def _clean_up_failed_publish(publish):
-    """A publish that fails leaves no copy of the whole database beside the published one, and says why."""
+def _said_as_publish_failed(publish):
+    """A publish that fails leaves the working copy where it is, and says why."""
 
     @functools.wraps(publish)
     def guarded(self: "Workspace") -> None:
         try:
             publish(self)
         except OSError as exc:
-            for leftover in self.published.parent.glob(f".{self.published.name}.publish-*"):
-                leftover.unlink(missing_ok=True)
             raise PublishFailed(
                 f"could not publish {self.published}: {exc.strerror or exc}; readers keep the previous version, "
                 f"tonight's load stays in {self.work_dir} and the next load publishes it"
@@ -133,17 +136,23 @@ class Workspace:
         return self.work_dir / "pipeline_name"
 
     def prepare(self) -> str:
-        """Find or seed the working copy: "existing", "seeded" from the published file, or "new" (none yet)."""
+        """Find or seed the working copy: "existing" (a load that did not publish left it), "seeded" from the
+        published file, or "new" (no database yet)."""
         self.work_dir.mkdir(parents=True, exist_ok=True)
         if not self._name_file.exists():
             self._name_file.write_text(self.pipeline_name + "\n", encoding="utf-8")
+        # Left by a publish that was killed mid-copy, when publishing still copied.
         for leftover in self.published.parent.glob(f".{self.published.name}.publish-*"):
             leftover.unlink(missing_ok=True)
         if self.work_db.exists():
             return "existing"
         if self.published.exists():
             log.info("event=workspace_seeded from=%s", self.published)
-            _copy_durably(self.published, self.work_db)
+            try:
+                _copy_durably(self.published, self.work_db)
+            except OSError as exc:
+                raise SeedFailed(f"could not copy {self.published} into the working copy {self.work_db}: "
+                                 f"{exc.strerror or exc}") from None
             return "seeded"
         return "new"
 
@@ -152,21 +161,23 @@ class Workspace:
         with duckdb.connect(str(self.work_db), config={**WRITER_CONFIG, "storage_compatibility_version": STORAGE_VERSION}):
             pass
 
-    @_clean_up_failed_publish
+    @_said_as_publish_failed
     def publish(self) -> None:
-        """Replace the published file with the working copy in one atomic rename."""
+        """Replace the published file with the working copy in one atomic rename (both are in one folder)."""
         with duckdb.connect(str(self.work_db), config=WRITER_CONFIG) as con:
             con.execute("checkpoint")
-        temporary = self.published.with_name(f".{self.published.name}.publish-{os.getpid()}")
-        _copy_file(self.work_db, temporary)
-        with open(temporary, "rb+") as handle:
+        wal = self.work_db.with_name(self.work_db.name + ".wal")
+        if wal.exists():  # a checkpoint with no other connection open leaves none; without it the file is not whole
+            raise OSError(errno.EBUSY, f"{wal} is still there after a checkpoint")
+        with open(self.work_db, "rb+") as handle:
             os.fsync(handle.fileno())
         stale_wal = self.published.with_name(self.published.name + ".wal")
         if stale_wal.exists():
             log.warning("event=stale_wal_removed path=%s note=%r", stale_wal, "the published file is for readers only")
             stale_wal.unlink()
-        os.replace(temporary, self.published)
+        os.replace(self.work_db, self.published)
         _fsync_dir(self.published.parent)
+        _fsync_dir(self.work_dir)
         log.info("event=published path=%s bytes=%d", self.published, self.published.stat().st_size)
 
 
