@@ -26,7 +26,8 @@ from conftest_analytics import (
     utc,
 )
 
-from unpod_runs.analytics.models import SCHEMA, SQL_DIR, ModelBuildError, build_models, describe_models, load_models
+from unpod_runs.analytics.models import (SCHEMA, SQL_DIR, ModelBuildError, build_models, describe_models, load_models,
+                                         split_header)
 from unpod_runs.sandbox.world import World
 
 SPACE_A = "SPACEAAAAAAAAAAAAAAAAAAA"
@@ -426,6 +427,59 @@ def test_staging_only_renames_and_types_the_runs():
     definitions = ["is_terminal", "is_failed", "is_known_status", "day", "finished_at", "duration_seconds"]
     assert list(models["int_runs"].columns) == list(models["stg_runs"].columns) + definitions
     assert models["int_runs"].layer == "intermediate"
+
+
+def test_the_status_history_is_typed_once_in_staging_and_never_copied(tmp_path):
+    """stg_status_history is ephemeral: the models over the history run its query in place, and no relation of it
+    (a second copy of the history, or a view to keep in step) is built."""
+    models = {model.name: model for model in load_models()}
+    assert "stg_status_history" not in models and "stg_load_history" not in models
+    for name in ("int_run_finishes", "int_status_spells"):
+        assert "unpod.run_status_history" in models[name].query, name
+        assert "analytics.stg_status_history" not in models[name].query, name
+        assert models[name].optional_sources == ("unpod.run_status_history",), name
+    assert models["load_history"].optional_sources == ("unpod.load_history",)
+    typed_in = sorted(path.name for path in SQL_DIR.rglob("*.sql")
+                      if "unpod.run_status_history" in split_header(path.read_text())[1])
+    assert typed_in == ["stg_status_history.sql"]
+    with create_runs_db(tmp_path / "db.duckdb", EDGE_RUNS) as con:
+        built = build_models(con)
+        relations = {name for (name,) in con.execute("select table_name from information_schema.tables "
+                                                    "where table_schema = 'analytics'").fetchall()}
+    assert "analytics.int_run_finishes" in built and "stg_status_history" not in relations
+    assert not [name for name in built if name.endswith(("stg_status_history", "stg_load_history"))]
+
+
+def test_only_staging_reads_the_loader_tables(tmp_path):
+    sql_dir = tmp_path / "sql"
+    shutil.copytree(SQL_DIR, sql_dir)
+    (sql_dir / "intermediate" / "int_bad.sql").write_text(
+        "-- One row per thing.\n-- columns:\n--   x: a value.\nselect count(*) as x from unpod.run_status_history\n")
+    with pytest.raises(ValueError, match=r"int_bad\.sql: only staging/ reads the loader's tables, and this "
+                                         r"intermediate model reads unpod\.run_status_history"):
+        load_models(sql_dir)
+
+
+def test_a_view_over_an_ephemeral_model_with_an_optional_source_is_refused(tmp_path):
+    """The view would read the stand-in of the missing source, which the build drops."""
+    sql_dir = tmp_path / "sql"
+    shutil.copytree(SQL_DIR, sql_dir)
+    (sql_dir / "intermediate" / "int_history_view.sql").write_text(
+        "-- One row per version.\n-- columns:\n--   run_id: the run.\nselect run_id from analytics.stg_status_history\n")
+    with pytest.raises(ValueError, match=r"int_history_view\.sql: a model over an optional source must be "
+                                         r"materialized as a table \(analytics\.stg_status_history reads "
+                                         r"unpod\.run_status_history\)"):
+        load_models(sql_dir)
+
+
+def test_an_ephemeral_model_that_reads_another_is_refused(tmp_path):
+    sql_dir = tmp_path / "sql"
+    shutil.copytree(SQL_DIR, sql_dir)
+    (sql_dir / "staging" / "stg_nested.sql").write_text(
+        "-- One row per version.\n-- materialized: ephemeral\n-- columns:\n--   run_id: the run.\n"
+        "select run_id from analytics.stg_status_history\n")
+    with pytest.raises(ValueError, match=r"stg_nested\.sql: an ephemeral model reads no other ephemeral model"):
+        load_models(sql_dir)
 
 
 def test_a_full_build_drops_what_an_earlier_release_built(tmp_path):

@@ -9,7 +9,7 @@
 with
 
 finishes as (
-    select * from analytics.stg_run_finishes
+    select * from analytics.int_run_finishes
 ),
 
 runs as (

@@ -20,7 +20,7 @@
 with
 
 spells as (
-    select * from analytics.stg_status_spells
+    select * from analytics.int_status_spells
 ),
 
 -- Each run's time in each phase, and whether it is in that phase now.

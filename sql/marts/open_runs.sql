@@ -22,7 +22,7 @@ runs as (
 ),
 
 finishes as (
-    select * from analytics.stg_run_finishes
+    select * from analytics.int_run_finishes
 ),
 
 spaces as (

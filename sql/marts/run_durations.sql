@@ -27,7 +27,7 @@ runs as (
 ),
 
 finishes as (
-    select * from analytics.stg_run_finishes
+    select * from analytics.int_run_finishes
 ),
 
 -- What the loads saw of each terminal run's finish (SPEC.md: finish_source and the duration brackets).

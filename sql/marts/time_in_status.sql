@@ -19,7 +19,7 @@
 with
 
 spells as (
-    select * from analytics.stg_status_spells
+    select * from analytics.int_status_spells
 ),
 
 final as (

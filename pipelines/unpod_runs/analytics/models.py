@@ -1,42 +1,47 @@
 """Build the SQL models of ``sql/`` into the DuckDB schema ``analytics``, and describe them.
 
-A model is one SQL file holding one query, named after the relation it builds. Each model is built after the
-models its query reads, as sqlglot parses it (the ``analytics.*`` tables it names); otherwise staging comes first,
-then intermediate, then marts, each layer by file name. A model reads no model of a later layer: staging renames
-and types the loader's tables, intermediate says what they mean (``int_runs``: terminal, failed, finish, duration,
-day), marts count. ``run_durations``, one row per run with its finish evidence, is the mart the others may read
-(the marts that count runs by group read it, a table). Each file opens with a comment block that documents it::
+A model is one SQL file holding one query, named after the relation it builds. Each model is built after the models
+its query reads, as sqlglot parses it (the ``analytics.*`` tables it names); otherwise staging comes first, then
+intermediate, then marts, each layer by file name. A model reads no model of a later layer, and only staging reads
+the loader's tables: staging renames and types them, intermediate says what they mean (``int_runs``: terminal,
+failed, finish, duration, day), marts count. ``run_durations``, one row per run with its finish evidence, is the
+mart the others may read (the marts that count runs by group read it, a table). Each file opens with a comment block
+that documents it::
 
     -- <the grain, one sentence>
     -- <what the model is for, any number of lines>
-    -- materialized: table                  (optional; marts default to table, the others to view)
+    -- materialized: table                  (optional: view, table or ephemeral; marts default to table,
+                                            the others to view)
     -- optional source: unpod.spaces        (optional; a table the loader may not have created yet)
     -- incremental key: day, collection_ref  (optional, tables only; see below)
     -- columns:
     --   <column>: <what it holds>
 
-The builder copies that documentation into DuckDB comments, so any client that opens the file shows it.
+The builder copies that documentation into DuckDB comments, so any client that opens the file shows it. A model
+``materialized: ephemeral`` builds no relation: its query is put, as a subquery, into each model that reads it, and
+those inherit its optional sources (``stg_status_history`` types the status history once, with no copy of it).
 
 The models are DuckDB SQL. On PostgreSQL the builder runs them translated (``portable.py``), always as a full
 build in one transaction; the incremental refresh below is the DuckDB file's. There it keeps its tables, refilled
 every night and reshaped in place after a model file changed: PostgreSQL's DDL is not MVCC-safe (``_refill_model``).
 
-A night's load changes a few runs of millions, so a mart with an ``incremental key`` is refreshed, not rebuilt:
-only its rows that a changed run falls into are computed again. A run changed if a load wrote it, or a version of
-it in the status history, since the last build (its ``_dlt_load_id`` is newer). A staging table keyed by ``run_id``
-(``stg_run_finishes``) is refreshed first, from its sources' rows of the changed runs. ``run_durations`` (key
-``run_id``) comes next, from the staging and intermediate queries run over the changed runs' rows: its rows for
-them, before and after, say which groups of the other marts they leave and join; a run whose row came out the same
-(an open run seen again, still open) moves none. Any other keyed mart (``run_stats``) reads ``run_durations`` and
-groups by ``grouping sets`` of its key columns, naming each row's set in a column ``grain``; set by set, the groups
-a moved run left or joined are computed again by its query narrowed to that set, over their runs only: a group's
-figures depend only on its own runs, so the result is the full build's, row for row. A first build, a changed
-model file, or a night that changed a large share of the runs builds everything; a set whose changed groups hold a
-large share of the runs is computed whole.
+A night's load changes a few runs of millions, so a mart with an ``incremental key`` is refreshed, not rebuilt: only
+its rows that a changed run falls into are computed again. A run changed if a load wrote it, or a version of it in
+the status history, since the last build (its ``_dlt_load_id`` is newer). An intermediate table keyed by ``run_id``
+(``int_run_finishes``, ``int_status_spells``) is refreshed first, from its sources' rows of the changed runs.
+``run_durations`` (key ``run_id``) comes next, from the staging and intermediate queries run over the changed runs'
+rows: its rows for them, before and after, say which groups of the other marts they leave and join; a run whose row
+came out the same (an open run seen again, still open) moves none. Any other keyed mart (``run_stats``) reads
+``run_durations`` and groups by ``grouping sets`` of its key columns, naming each row's set in a column ``grain``;
+set by set, the groups a moved run left or joined are computed again by its query narrowed to that set, over their
+runs only: a group's figures depend only on its own runs, so the result is the full build's, row for row. A first
+build, a changed model file, or a night that changed a large share of the runs builds everything; a set whose
+changed groups hold a large share of the runs is computed whole.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import re
@@ -62,7 +67,7 @@ SCHEMA = "analytics"
 # Layers in build order, each with its default materialization. A model reads no model of a later layer: staging
 # renames and types the loader's tables, intermediate says what they mean, marts count.
 LAYERS = {"staging": "view", "intermediate": "view", "marts": "table"}
-MATERIALIZATIONS = ("view", "table")
+MATERIALIZATIONS = ("view", "table", "ephemeral")
 # The mart with one row per run: it is refreshed first, and tells which groups of the other marts a run is in.
 RUN_INDEX = "run_durations"
 # What the run index reads its runs from, and what that reads them from: a refresh runs both queries over the changed
@@ -73,10 +78,10 @@ RUN_STAGING = f"{SCHEMA}.stg_runs"
 MART_INPUT = f"{SCHEMA}.{RUN_INDEX}"
 # One row: which loads the models include, and which of those the data checks have passed.
 BUILD_STATE = f"{SCHEMA}.model_build_state"
-# The loader's history of each run's versions: the finish evidence of the runs in stg_run_finishes.
+# The loader's history of each run's versions: the finish evidence of the runs in int_run_finishes.
 HISTORY = "run_status_history"
 # What earlier releases built and no model builds now: a full build drops them, so no stale copy stays readable.
-RETIRED = ("stg_api_clock",)
+RETIRED = ("stg_api_clock", "stg_run_finishes", "stg_status_spells")
 # When more than this share of the stored runs changed, one full build is cheaper than replacing them.
 FULL_BUILD_SHARE = 0.2
 
@@ -149,6 +154,12 @@ def load_models(sql_dir: Path = SQL_DIR) -> list[Model]:
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
         raise ValueError(f"more than one model file builds {', '.join(duplicates)}")
+    for model in models:
+        loader_tables = sorted(name for name in _relations_read(model) if name.startswith("unpod."))
+        if loader_tables and model.layer != "staging":
+            raise ValueError(f"{model.path}: only staging/ reads the loader's tables, and this {model.layer} model "
+                             f"reads {', '.join(loader_tables)}")
+    models = _inline_ephemerals(models)
     incremental = [model for model in models if model.key and model.layer == "marts"]
     if incremental:
         index = next((model for model in models if model.name == RUN_INDEX and model.layer == "marts"), None)
@@ -160,6 +171,43 @@ def load_models(sql_dir: Path = SQL_DIR) -> list[Model]:
                 raise ValueError(f"{model.path}: incremental key column {', '.join(missing)} is not a column of "
                                  f"{index.relation}, which tells the builder where each run is")
     return _in_build_order(models)
+
+
+def _inline_ephemerals(models: list[Model]) -> list[Model]:
+    """The models that build a relation, each ephemeral model's query put in place of every read of it (as a
+    subquery under the name or alias it was read by), with the ephemeral's optional sources added to the
+    reader's."""
+    ephemerals = {model.relation: model for model in models if model.materialized == "ephemeral"}
+    if not ephemerals:
+        return models
+    from sqlglot import exp
+
+    built = []
+    for model in models:
+        inlined = _relations_read(model) & ephemerals.keys()
+        if model.materialized == "ephemeral":
+            if inlined:
+                raise ValueError(f"{model.path}: an ephemeral model reads no other ephemeral model")
+            continue
+        if not inlined:
+            built.append(model)
+            continue
+        tree = _parse_query(model.path, model.query).copy()
+        for table in list(tree.find_all(exp.Table)):
+            ephemeral = ephemerals.get(f"{table.db}.{table.name}".lower())
+            if ephemeral is not None:
+                query = _parse_query(ephemeral.path, ephemeral.query).copy()
+                alias = exp.TableAlias(this=exp.to_identifier(table.alias_or_name))
+                table.replace(exp.Subquery(this=query, alias=alias))
+        sources = model.optional_sources + tuple(
+            source for name in sorted(inlined) for source in ephemerals[name].optional_sources
+            if source not in model.optional_sources)
+        if sources and model.materialized != "table":
+            raise ValueError(f"{model.path}: a model over an optional source must be materialized as a table "
+                             f"({', '.join(sorted(inlined))} reads {', '.join(sources)})")
+        built.append(dataclasses.replace(model, query=tree.sql(dialect="duckdb", comments=False),
+                                         optional_sources=sources))
+    return built
 
 
 def _in_build_order(models: list[Model]) -> list[Model]:
@@ -287,8 +335,8 @@ def build_models(con: duckdb.DuckDBPyConnection, sql_dir: Path = SQL_DIR, increm
             _drop_views_before_reshape(con, models)
         for model in models:
             current = model
-            if changes is not None and model.layer == "staging" and model.key:
-                _refresh_staging(con, model)
+            if changes is not None and model.layer != "marts" and model.key:
+                _refresh_by_run(con, model)
             elif changes is not None and model.name == RUN_INDEX:
                 _refresh_run_index(con, model, changes)
             elif changes is not None and model.key:
@@ -381,7 +429,7 @@ def _parse_model(path: Path, layer: str, default_materialization: str) -> Model:
     for source in optional_sources:
         if not _SOURCE.match(source):
             raise ValueError(f"{path}: optional source must be schema.table, not {source!r}")
-    if optional_sources and materialized != "table":
+    if optional_sources and materialized not in ("table", "ephemeral"):
         # A view would keep pointing at the stand-in, which is dropped once the build is done.
         raise ValueError(f"{path}: a model over an optional source must be materialized as a table")
     key = _parse_key(path, directives["incremental key"], layer, materialized, columns)
@@ -410,10 +458,8 @@ def _parse_key(path: Path, lines: list[str], layer: str, materialized: str, colu
     if len(lines) != 1 or materialized != "table":
         raise ValueError(f"{path}: only a model materialized as a table has an incremental key, on one line")
     key = tuple(part.strip() for part in lines[0].split(","))
-    if layer == "intermediate":
-        raise ValueError(f"{path}: an intermediate model is built whole every time: it has no incremental key")
-    if layer == "staging" and key != ("run_id",):
-        raise ValueError(f"{path}: a staging table is refreshed by run, so its incremental key is run_id")
+    if layer != "marts" and key != ("run_id",):
+        raise ValueError(f"{path}: a {layer} table is refreshed by run, so its incremental key is run_id")
     for column in key:
         if column not in columns:
             raise ValueError(f"{path}: incremental key column {column!r} is not a documented column")
@@ -750,8 +796,8 @@ def _narrowed(model: Model, grouping_sets: list[GroupingSet]) -> str:
     return tree.sql(dialect="duckdb")
 
 
-def _refresh_staging(con: duckdb.DuckDBPyConnection, model: Model) -> None:
-    """Replace a per-run staging table's rows of the changed runs, computed from their rows of its sources only."""
+def _refresh_by_run(con: duckdb.DuckDBPyConnection, model: Model) -> None:
+    """Replace a per-run table's rows of the changed runs, computed from their rows of the loader's tables only."""
     con.execute(f"create or replace temp table {_CHANGED_IDS} as select distinct run_id from temp.{_CHANGED}")
     query = model.query
     for source in sorted(set(re.findall(r"(?<![\w.\"])unpod\.[a-z_][a-z0-9_]*(?![\w\"])", query))):

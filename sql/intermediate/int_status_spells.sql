@@ -1,4 +1,4 @@
--- One row per spell of a listed run in an open status: consecutive versions of unpod.run_status_history in one status.
+-- One row per spell of a listed run in an open status: consecutive versions of the status history in one status.
 -- What the loads saw of how long a run waited and ran, in the API's clock, behind time_in_status and
 -- collection_time_in_status. Only runs some load saw open have spells; a run first seen terminal has none. A spell's
 -- bounds are certain: the run was in the status at every load that saw it there (min_seconds), and cannot have been
@@ -6,7 +6,6 @@
 -- (max_seconds). It assumes a run does not go back to a version (status and modified) it had left.
 -- materialized: table
 -- incremental key: run_id
--- optional source: unpod.run_status_history
 -- columns:
 --   run_id: the run's id.
 --   space_token: the space the run belongs to.
@@ -23,21 +22,8 @@
 
 with
 
--- Typed shape of unpod.run_status_history: union by name fills a column the loader has not created yet with NULL.
-history_contract as (
-    select
-        null::varchar as run_id,
-        null::varchar as status,
-        null::timestamptz as modified,
-        null::timestamptz as first_seen_at,
-        null::timestamptz as last_seen_at
-    where false
-),
-
-source_history as (
-    select * from history_contract
-    union all by name
-    select * from unpod.run_status_history
+history as (
+    select * from analytics.stg_status_history
 ),
 
 runs as (
@@ -51,16 +37,11 @@ known_statuses as (
 -- Read twice below, each time where it is used: not materialized, so no copy of the whole history is made.
 versions as not materialized (
     select
-        cast(source_history.run_id as varchar) as run_id,
-        cast(source_history.status as varchar) as status,
-        cast(source_history.modified as timestamptz) as modified,
-        cast(source_history.first_seen_at as timestamptz) as first_seen_at,
-        cast(source_history.last_seen_at as timestamptz) as last_seen_at,
+        history.*,
         coalesce(known_statuses.is_terminal, false) as is_terminal,
         coalesce(known_statuses.phase, 'other') as phase
-    from source_history
-    left join known_statuses on known_statuses.status = cast(source_history.status as varchar)
-    where source_history.run_id is not null
+    from history
+    left join known_statuses on known_statuses.status = history.status
 ),
 
 -- Most runs are first seen terminal and have no open spell: leave them out before sorting anything.

@@ -1,9 +1,8 @@
--- One row per run_id that unpod.run_status_history knows: what the loads saw of its finish, in the API's clock.
--- The evidence behind finish_source and the duration brackets of stg_runs; empty before the first load wrote the
--- history. Versions are open or terminal by analytics.stg_known_statuses, as runs are in stg_runs.
+-- One row per run_id that the status history knows: what the loads saw of its finish, in the API's clock.
+-- The evidence behind run_durations' finish_source and duration brackets; empty before the first load wrote the
+-- history. Versions are open or terminal by analytics.stg_known_statuses, as runs are in int_runs.
 -- materialized: table
 -- incremental key: run_id
--- optional source: unpod.run_status_history
 -- columns:
 --   run_id: the run's id.
 --   finished_after: last_seen_at of the run's last version seen open; NULL if no load saw it open.
@@ -14,21 +13,8 @@
 
 with
 
--- Typed shape of unpod.run_status_history: union by name fills a column the loader has not created yet with NULL.
-history_contract as (
-    select
-        null::varchar as run_id,
-        null::varchar as status,
-        null::timestamptz as modified,
-        null::timestamptz as first_seen_at,
-        null::timestamptz as last_seen_at
-    where false
-),
-
-source_history as (
-    select * from history_contract
-    union all by name
-    select * from unpod.run_status_history
+history as (
+    select * from analytics.stg_status_history
 ),
 
 known_statuses as (
@@ -37,14 +23,13 @@ known_statuses as (
 
 versions as (
     select
-        cast(source_history.run_id as varchar) as run_id,
-        cast(source_history.modified as timestamptz) as modified,
-        cast(source_history.first_seen_at as timestamptz) as first_seen_at,
-        cast(source_history.last_seen_at as timestamptz) as last_seen_at,
+        history.run_id,
+        history.modified,
+        history.first_seen_at,
+        history.last_seen_at,
         coalesce(known_statuses.is_terminal, false) as is_terminal
-    from source_history
-    left join known_statuses on known_statuses.status = cast(source_history.status as varchar)
-    where source_history.run_id is not null
+    from history
+    left join known_statuses on known_statuses.status = history.status
 ),
 
 final as (
