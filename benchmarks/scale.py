@@ -88,8 +88,8 @@ def tree_bytes(path: Path) -> int:
 
 
 def disk_usage(db: Path, dlt_dir: Path) -> dict[str, int]:
-    """Bytes kept after a night: the published file (and any WAL), everything else beside it (the working copy,
-    the report, the lock), and dlt's folder."""
+    """Bytes kept after a night: the published file (and any WAL), everything else beside it (the report, the
+    lock, and a working copy if the night left one), and dlt's folder."""
     published = tree_bytes(db) + tree_bytes(db.with_name(db.name + ".wal"))
     working = tree_bytes(db.parent) - published
     dlt = tree_bytes(dlt_dir)
