@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import functools
 import hashlib
 import logging
 import os
@@ -53,22 +52,6 @@ class SeedFailed(Exception):
 
 class PublishFailed(Exception):
     """The working copy could not replace the published file: readers keep the previous version."""
-
-
-def _said_as_publish_failed(publish):
-    """A publish that fails leaves the working copy where it is, and says why."""
-
-    @functools.wraps(publish)
-    def guarded(self: "Workspace") -> None:
-        try:
-            publish(self)
-        except OSError as exc:
-            raise PublishFailed(
-                f"could not publish {self.published}: {exc.strerror or exc}; readers keep the previous version, "
-                f"tonight's load stays in {self.work_dir} and the next load publishes it"
-            ) from None
-
-    return guarded
 
 
 class LoadLock:
@@ -161,9 +144,19 @@ class Workspace:
         with duckdb.connect(str(self.work_db), config={**WRITER_CONFIG, "storage_compatibility_version": STORAGE_VERSION}):
             pass
 
-    @_said_as_publish_failed
     def publish(self) -> None:
-        """Replace the published file with the working copy in one atomic rename (both are in one folder)."""
+        """Replace the published file with the working copy in one atomic rename: the working folder is beside
+        the published file, on its filesystem. A publish that fails leaves the working copy where it is."""
+        try:
+            self._rename_over_published()
+        except OSError as exc:
+            raise PublishFailed(
+                f"could not publish {self.published}: {exc.strerror or exc}; readers keep the previous version, "
+                f"tonight's load stays in {self.work_dir} and the next load publishes it"
+            ) from None
+        log.info("event=published path=%s bytes=%d", self.published, self.published.stat().st_size)
+
+    def _rename_over_published(self) -> None:
         with duckdb.connect(str(self.work_db), config=WRITER_CONFIG) as con:
             con.execute("checkpoint")
         wal = self.work_db.with_name(self.work_db.name + ".wal")
@@ -178,7 +171,6 @@ class Workspace:
         os.replace(self.work_db, self.published)
         _fsync_dir(self.published.parent)
         _fsync_dir(self.work_dir)
-        log.info("event=published path=%s bytes=%d", self.published, self.published.stat().st_size)
 
 
 def _copy_durably(source: Path, target: Path) -> None:
