@@ -486,10 +486,14 @@ def test_a_full_build_drops_what_an_earlier_release_built(tmp_path):
     with create_runs_db(tmp_path / "db.duckdb", EDGE_RUNS) as con:
         con.execute("create schema analytics")
         con.execute("create table analytics.stg_api_clock as select now() as as_of")
+        con.execute("create table analytics.stg_run_finishes as select 'R1' as run_id")
+        con.execute("create view analytics.stg_status_spells as select 'R1' as run_id")
         build_models(con)
         tables = {name for (name,) in con.execute("select table_name from information_schema.tables "
                                                  "where table_schema = 'analytics'").fetchall()}
         assert "stg_api_clock" not in tables and "int_api_clock" in tables
+        assert not {"stg_run_finishes", "stg_status_spells"} & tables
+        assert {"int_run_finishes", "int_status_spells"} <= tables
 
 
 def test_an_incremental_mart_without_grouping_sets_is_refused(tmp_path):
