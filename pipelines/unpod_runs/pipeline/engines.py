@@ -141,7 +141,7 @@ class DuckDbFileEngine(Engine):
             self.writer_config = FIRST_BUILD_CONFIG
         pipeline = dlt.pipeline(pipeline_name=workspace.pipeline_name, destination=self.destination(),
                                 dataset_name=DATASET)
-        if working_copy == "seeded" and _stores_local_state(pipeline, workspace.work_db):
+        if working_copy == "seeded" and _stores_local_state(pipeline):
             working_copy = "existing"  # the file this pipeline published last: its local state is the file's
         if working_copy != "existing":
             # dlt's local state may be ahead of a database rebuilt from an older published file (or from nothing):
@@ -181,26 +181,21 @@ class DuckDbFileEngine(Engine):
         return str(self.db_path)
 
 
-def _stores_local_state(pipeline: dlt.Pipeline, db: Path) -> bool:
-    """Whether the newest state stored in ``db`` is dlt's local one, as dlt itself picks it (the newest completed
-    load's): then ``db`` is the database this pipeline last published, and its local folder is current."""
+def _stores_local_state(pipeline: dlt.Pipeline) -> bool:
+    """Whether the state dlt would restore from the working copy is its local one: then the copy is the database
+    this pipeline last published, and its local folder is current."""
+    from dlt.common.destination.exceptions import DestinationUndefinedEntity
+    from dlt.pipeline.state_sync import load_pipeline_state_from_destination
+
     local = pipeline.state.get("_version_hash")
     if not local:
         return False
     try:
-        with duckdb.connect(str(db), read_only=True, config=WRITER_CONFIG) as con:
-            stored = con.execute(
-                f"""
-                select s.version_hash from {DATASET}._dlt_pipeline_state s
-                join {DATASET}._dlt_loads l on l.load_id = s._dlt_load_id
-                where s.pipeline_name = ? and l.status = 0
-                order by l.load_id desc limit 1
-                """,
-                [pipeline.pipeline_name],
-            ).fetchone()
-    except duckdb.CatalogException:
+        with pipeline.destination_client() as client:
+            stored = load_pipeline_state_from_destination(pipeline.pipeline_name, client)
+    except DestinationUndefinedEntity:
         return False  # no state stored yet
-    return stored is not None and stored[0] == local
+    return stored is not None and stored.get("_version_hash") == local
 
 
 class MotherDuckEngine(Engine):
